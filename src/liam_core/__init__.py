@@ -1,0 +1,16 @@
+"""liam-core: a JAX-native array pipeline for operational metrics and signals."""
+
+from . import algebra as algebra
+from ._digest import digest as digest
+from ._errors import ConfigError as ConfigError
+from ._errors import DistributedError as DistributedError
+from ._errors import EmptyInputError as EmptyInputError
+from ._errors import HashCollisionError as HashCollisionError
+from ._errors import InvalidTypeError as InvalidTypeError
+from ._errors import InvalidValueError as InvalidValueError
+from ._errors import LiamError as LiamError
+from ._errors import MissingMetricError as MissingMetricError
+from ._errors import ShapeError as ShapeError
+from ._errors import UnknownMetricError as UnknownMetricError
+
+__version__ = "0.1.0"

@@ -1,0 +1,49 @@
+"""Typed errors. Every error liam-core raises on purpose is a :class:`LiamError`.
+
+Each subclass also derives from the builtin a caller would expect (``ValueError``,
+``TypeError``, ``KeyError`` semantics are avoided because ``KeyError`` quotes its message),
+so ``except ValueError`` keeps working, and ``except LiamError`` catches everything of ours.
+Messages name the offending key, value, shape or setting and say what was expected.
+"""
+
+from __future__ import annotations
+
+
+class LiamError(Exception):
+    """Base class of every error raised by liam-core."""
+
+
+class InvalidValueError(LiamError, ValueError):
+    """A value is NaN, infinite, out of its valid range, or otherwise not acceptable."""
+
+
+class InvalidTypeError(LiamError, TypeError):
+    """A value has the wrong type: text, a bool or None where a number was expected."""
+
+
+class ShapeError(LiamError, ValueError):
+    """An array has the wrong number of dimensions, the wrong size, or is empty."""
+
+
+class EmptyInputError(ShapeError):
+    """A record, batch or matrix holds nothing to compute on."""
+
+
+class UnknownMetricError(LiamError, ValueError):
+    """A metric name is not in the schema."""
+
+
+class MissingMetricError(LiamError, ValueError):
+    """A metric the schema requires is absent from a record."""
+
+
+class HashCollisionError(LiamError, ValueError):
+    """Two metric names of one record hash to the same slot of the feature vector."""
+
+
+class ConfigError(LiamError, ValueError):
+    """A setting (argument or config field) has a value outside the allowed ones."""
+
+
+class DistributedError(LiamError, RuntimeError):
+    """Multi-process start-up failed or a peer was lost."""
