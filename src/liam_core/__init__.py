@@ -12,5 +12,7 @@ from ._errors import LiamError as LiamError
 from ._errors import MissingMetricError as MissingMetricError
 from ._errors import ShapeError as ShapeError
 from ._errors import UnknownMetricError as UnknownMetricError
+from .engine import LaborIntelligenceEngine as LaborIntelligenceEngine
+from .engine import Schema as Schema
 
 __version__ = "0.1.0"

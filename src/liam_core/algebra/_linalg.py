@@ -1,0 +1,382 @@
+"""Matrix algebra and pattern analysis: covariance, rank, condition number, spectra, PCA.
+
+Conventions follow numpy and scikit-learn (the oracles in ``tests/test_linalg.py``):
+rows are observations (time), columns are variables (metrics).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._errors import ConfigError
+from ._checks import as_float_array
+
+
+def _check_ddof(ddof: int, n_rows: int) -> None:
+    if not isinstance(ddof, int) or isinstance(ddof, bool) or ddof < 0:
+        raise ConfigError(f"`ddof` must be a non-negative int, got {ddof!r}")
+    if n_rows - ddof <= 0:
+        raise ConfigError(f"`ddof`={ddof} leaves no degrees of freedom for {n_rows} rows")
+
+
+@functools.partial(jax.jit, static_argnames="ddof")
+def _covariance(x: jax.Array, ddof: int) -> jax.Array:
+    centered = x - jnp.mean(x, axis=0)
+    return (centered.T @ centered) / (x.shape[0] - ddof)
+
+
+def covariance(x, *, ddof: int = 1) -> jax.Array:
+    """Covariance matrix of the columns of ``x``, as ``np.cov(x, rowvar=False, ddof=ddof)``.
+
+    Centers first (two passes), which keeps float32 accurate on long series.
+
+    Args:
+        x: ``[n, d]`` array; rows are observations, columns are variables.
+        ddof: delta degrees of freedom; the divisor is ``n - ddof``.
+
+    Returns:
+        ``[d, d]`` covariance matrix in the dtype of ``x``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from liam_core.algebra import covariance
+        >>> covariance(jnp.array([[0.0, 1.0], [2.0, 3.0], [4.0, 8.0]])).tolist()
+        [[4.0, 7.0], [7.0, 13.0]]
+    """
+    x = as_float_array(x, "x", ndim=2)
+    _check_ddof(ddof, x.shape[0])
+    return _covariance(x, ddof)
+
+
+@jax.jit
+def _correlation(x: jax.Array) -> jax.Array:
+    cov = _covariance(x, 0)
+    std = jnp.sqrt(jnp.diagonal(cov))
+    corr = cov / std[:, None] / std[None, :]
+    return jnp.clip(corr, -1, 1)
+
+
+def correlation(x) -> jax.Array:
+    """Pearson correlation matrix of the columns of ``x``, as ``np.corrcoef(x, rowvar=False)``.
+
+    A constant column has no correlation: its row and column are NaN, as in numpy.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from liam_core.algebra import correlation
+        >>> correlation(jnp.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.5]])).round(3).tolist()
+        [[1.0, 0.997], [0.997, 1.0]]
+    """
+    x = as_float_array(x, "x", ndim=2)
+    _check_ddof(1, x.shape[0])
+    return _correlation(x)
+
+
+def _default_tolerance(singular_values: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    eps = jnp.finfo(singular_values.dtype).eps
+    return jnp.max(singular_values, axis=-1) * max(shape[-2:]) * eps
+
+
+@jax.jit
+def _svd_patterns(x: jax.Array, tol: jax.Array | None) -> dict[str, jax.Array]:
+    s = jnp.linalg.svd(x, compute_uv=False)
+    tolerance = _default_tolerance(s, x.shape) if tol is None else jnp.asarray(tol, s.dtype)
+    rank = jnp.sum(s > tolerance[..., None], axis=-1).astype(jnp.int32)
+    full_rank = rank == min(x.shape[-2:])
+    condition = jnp.where(full_rank, s[..., 0] / s[..., -1], jnp.inf)
+    energy = s**2
+    total_energy = jnp.sum(energy, axis=-1, keepdims=True)
+    explained = jnp.where(
+        total_energy > 0, energy / jnp.where(total_energy > 0, total_energy, 1), 0
+    )
+    total = jnp.sum(s, axis=-1, keepdims=True)
+    p = jnp.where(total > 0, s / jnp.where(total > 0, total, 1), 0)
+    entropy = -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1)), 0), axis=-1)
+    return {
+        "singular_values": s,
+        "rank": rank,
+        "condition_number": condition,
+        "tolerance": tolerance,
+        "explained_variance_ratio": explained,
+        "effective_rank": jnp.exp(entropy),
+    }
+
+
+def svd_patterns(x, tol=None) -> dict[str, jax.Array]:
+    """Spectral summary of a matrix (or a stack of matrices ``[..., m, n]``) from one SVD.
+
+    Args:
+        x: ``[..., m, n]`` array.
+        tol: singular values at or below it count as zero; default
+            ``s.max() * max(m, n) * eps``, as ``np.linalg.matrix_rank``.
+
+    Returns:
+        A dict of arrays:
+
+        - ``singular_values``: descending, ``min(m, n)`` of them;
+        - ``rank``: as ``np.linalg.matrix_rank(x, tol)``;
+        - ``condition_number``: ``s.max() / s.min()`` as ``np.linalg.cond(x)``, and ``inf``
+          when ``x`` is rank-deficient (numpy gives a huge finite number unless a singular
+          value is exactly zero; a condition number of a singular matrix is infinite);
+        - ``tolerance``: the threshold used for ``rank``;
+        - ``explained_variance_ratio``: ``s**2 / sum(s**2)``, the share of the squared
+          Frobenius norm in each singular direction (of ``x`` as given: center it first for
+          PCA's convention, or use :func:`pca`);
+        - ``effective_rank``: ``exp(entropy(s / sum(s)))`` (Roy & Vetterli, 2007), a real
+          number between 1 and ``rank``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from liam_core.algebra import svd_patterns
+        >>> patterns = svd_patterns(jnp.array([[3.0, 0.0], [0.0, 1.0]]))
+        >>> int(patterns["rank"]), float(patterns["condition_number"])
+        (2, 3.0)
+    """
+    x = as_float_array(x, "x")
+    if x.ndim < 2:
+        raise ConfigError(f"`x` must be a matrix [..., m, n], got shape {tuple(x.shape)}")
+    return _svd_patterns(x, tol)
+
+
+def matrix_rank(x, tol=None) -> jax.Array:
+    """Rank from the SVD, as ``np.linalg.matrix_rank(x, tol)`` (same default tolerance).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from liam_core.algebra import matrix_rank
+        >>> int(matrix_rank(jnp.array([[1.0, 2.0], [2.0, 4.0]])))
+        1
+    """
+    return svd_patterns(x, tol)["rank"]
+
+
+def cond(x) -> jax.Array:
+    """2-norm condition number, as ``np.linalg.cond(x)``; ``inf`` when ``x`` is rank-deficient.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from liam_core.algebra import cond
+        >>> float(cond(jnp.array([[2.0, 0.0], [0.0, 0.5]]))), float(cond(jnp.ones((2, 2))))
+        (4.0, inf)
+    """
+    return svd_patterns(x)["condition_number"]
+
+
+class PCAState(NamedTuple):
+    """A fitted PCA, with scikit-learn's attribute names (without the trailing underscore)."""
+
+    components: jax.Array  # [n_components, d], rows are unit principal axes
+    explained_variance: jax.Array  # [n_components]
+    explained_variance_ratio: jax.Array  # [n_components]
+    singular_values: jax.Array  # [n_components]
+    mean: jax.Array  # [d]
+
+
+@functools.partial(jax.jit, static_argnames="n_components")
+def _pca_fit(x: jax.Array, n_components: int) -> PCAState:
+    n = x.shape[0]
+    mean = jnp.mean(x, axis=0)
+    centered = x - mean
+    cov = (centered.T @ centered) / (n - 1)
+    eigenvalues, eigenvectors = jnp.linalg.eigh(cov)
+    eigenvalues = jnp.clip(eigenvalues[::-1], 0, None)
+    components = eigenvectors[:, ::-1].T
+    # scikit-learn's svd_flip(u_based_decision=False): the largest |entry| of each axis is > 0.
+    largest = jnp.argmax(jnp.abs(components), axis=1)
+    signs = jnp.sign(jnp.take_along_axis(components, largest[:, None], axis=1))
+    components = components * jnp.where(signs == 0, 1, signs)
+    total = jnp.sum(eigenvalues)
+    ratio = eigenvalues / jnp.where(total > 0, total, 1)
+    return PCAState(
+        components=components[:n_components],
+        explained_variance=eigenvalues[:n_components],
+        explained_variance_ratio=ratio[:n_components],
+        singular_values=jnp.sqrt(eigenvalues[:n_components] * (n - 1)),
+        mean=mean,
+    )
+
+
+def pca_fit(x, n_components: int | None = None) -> PCAState:
+    """Fit PCA as ``sklearn.decomposition.PCA(n_components, svd_solver="covariance_eigh")``.
+
+    Eigen-decomposes the ``[d, d]`` covariance, which is fast for tall data. Signs follow
+    scikit-learn (the largest-magnitude entry of each component is positive), so components
+    and projections match scikit-learn's, not only up to sign.
+
+    Args:
+        x: ``[n, d]`` array, ``n >= 2``.
+        n_components: how many axes to keep; default all ``d``.
+
+    Returns:
+        A :class:`PCAState`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from liam_core.algebra import pca_fit
+        >>> state = pca_fit(jnp.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]), n_components=1)
+        >>> state.explained_variance_ratio.tolist()
+        [1.0]
+    """
+    x = as_float_array(x, "x", ndim=2)
+    n, d = x.shape
+    if n_components is None:
+        n_components = d
+    if (
+        not isinstance(n_components, int)
+        or isinstance(n_components, bool)
+        or not 1 <= n_components <= d
+    ):
+        raise ConfigError(
+            f"`n_components` must be an int in [1, {d}] for {d} columns, got {n_components!r}"
+        )
+    if n < 2:
+        raise ConfigError(f"PCA needs at least 2 rows to estimate a covariance, got {n}")
+    return _pca_fit(x, n_components)
+
+
+@functools.partial(jax.jit, static_argnames="whiten")
+def _pca_project(state: PCAState, x: jax.Array, whiten: bool) -> jax.Array:
+    projected = (x - state.mean) @ state.components.T
+    if whiten:
+        projected = projected / jnp.sqrt(state.explained_variance)
+    return projected
+
+
+def pca_project(state: PCAState, x, *, whiten: bool = False) -> jax.Array:
+    """Project ``x`` on fitted principal axes, as scikit-learn's ``PCA.transform``.
+
+    ``whiten=True`` divides by the square root of the explained variance, as
+    ``PCA(whiten=True)``.
+    """
+    x = as_float_array(x, "x", ndim=2)
+    if x.shape[1] != state.mean.shape[0]:
+        raise ConfigError(
+            f"`x` has {x.shape[1]} columns but the PCA was fitted on {state.mean.shape[0]}"
+        )
+    return _pca_project(state, x, whiten)
+
+
+def pca(x, n_components: int | None = None, *, whiten: bool = False) -> tuple[jax.Array, PCAState]:
+    """Fit PCA on ``x`` and project it: ``(projection, state)``, as ``PCA.fit_transform``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from liam_core.algebra import pca
+        >>> projection, state = pca(jnp.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]), 1)
+        >>> projection.round(4).ravel().tolist()
+        [-1.4142, 0.0, 1.4142]
+    """
+    state = pca_fit(x, n_components)
+    return pca_project(state, x, whiten=whiten), state
+
+
+class WhiteningState(NamedTuple):
+    """Mean and ``[d, d]`` whitening matrix: ``whitened = (x - mean) @ matrix``."""
+
+    mean: jax.Array
+    matrix: jax.Array
+
+
+@functools.partial(jax.jit, static_argnames="method")
+def _whitening_fit(x: jax.Array, method: str, eps: jax.Array | None) -> WhiteningState:
+    mean = jnp.mean(x, axis=0)
+    centered = x - mean
+    cov = (centered.T @ centered) / (x.shape[0] - 1)
+    eigenvalues, eigenvectors = jnp.linalg.eigh(cov)
+    if eps is None:  # numpy's rank tolerance: eigenvalues below it are numerical noise
+        eps = jnp.max(eigenvalues) * x.shape[1] * jnp.finfo(x.dtype).eps
+    scale = 1 / jnp.sqrt(jnp.maximum(eigenvalues, eps))
+    matrix = eigenvectors * scale
+    if method == "zca":
+        matrix = matrix @ eigenvectors.T
+    return WhiteningState(mean=mean, matrix=matrix)
+
+
+_WHITENING_METHODS = ("zca", "pca")
+
+
+def whitening_fit(x, *, method: str = "zca", eps: float | None = None) -> WhiteningState:
+    """Fit a whitening map whose output has identity covariance (``ddof=1``).
+
+    ``method="zca"`` (Mahalanobis) stays closest to the input columns; ``"pca"`` rotates
+    onto the principal axes. Eigenvalues below ``eps`` are raised to ``eps`` so constant
+    directions stay finite; the default is numpy's rank tolerance, the largest eigenvalue
+    times ``d`` times the machine epsilon of the dtype.
+    """
+    x = as_float_array(x, "x", ndim=2)
+    if method not in _WHITENING_METHODS:
+        raise ConfigError(f"`method` must be one of {_WHITENING_METHODS}, got {method!r}")
+    if x.shape[0] < 2:
+        raise ConfigError(f"whitening needs at least 2 rows, got {x.shape[0]}")
+    return _whitening_fit(x, method, None if eps is None else jnp.asarray(eps, x.dtype))
+
+
+@jax.jit
+def _whitening_apply(state: WhiteningState, x: jax.Array) -> jax.Array:
+    return (x - state.mean) @ state.matrix
+
+
+def whiten(x, *, method: str = "zca", eps: float | None = None) -> jax.Array:
+    """Decorrelate the columns of ``x`` and scale them to unit variance.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from liam_core.algebra import covariance, whiten
+        >>> x = jnp.array([[1.0, 2.0], [2.0, 3.5], [3.0, 7.0], [4.0, 7.5]])
+        >>> covariance(whiten(x)).round(4).tolist()
+        [[1.0, 0.0], [0.0, 1.0]]
+    """
+    state = whitening_fit(x, method=method, eps=eps)
+    return _whitening_apply(state, as_float_array(x, "x", ndim=2))
+
+
+_PROJECTION_KINDS = ("gaussian", "sparse")
+
+
+def random_projection_matrix(
+    n_features: int, n_components: int, *, key: jax.Array, kind: str = "gaussian", dtype=None
+) -> jax.Array:
+    """A ``[n_components, n_features]`` Johnson-Lindenstrauss projection matrix.
+
+    Distributions as scikit-learn's ``GaussianRandomProjection`` (entries from
+    ``N(0, 1 / n_components)``) and ``SparseRandomProjection`` with density
+    ``1 / sqrt(n_features)`` (entries ``±sqrt(1 / (density * n_components))`` or 0).
+    """
+    for name, value in (("n_features", n_features), ("n_components", n_components)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"`{name}` must be a positive int, got {value!r}")
+    if kind not in _PROJECTION_KINDS:
+        raise ConfigError(f"`kind` must be one of {_PROJECTION_KINDS}, got {kind!r}")
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    shape = (n_components, n_features)
+    if kind == "gaussian":
+        return jax.random.normal(key, shape, dtype) / jnp.sqrt(jnp.asarray(n_components, dtype))
+    density = 1 / jnp.sqrt(jnp.asarray(n_features, dtype))
+    keep_key, sign_key = jax.random.split(key)
+    keep = jax.random.uniform(keep_key, shape, dtype) < density
+    signs = jnp.where(jax.random.bernoulli(sign_key, 0.5, shape), 1, -1).astype(dtype)
+    return jnp.where(keep, signs, 0) * jnp.sqrt(1 / (density * n_components))
+
+
+def random_projection(x, n_components: int, *, key: jax.Array, kind: str = "gaussian") -> jax.Array:
+    """Project the rows of ``x`` to ``n_components`` dimensions, preserving distances (JL).
+
+    Example:
+        >>> import jax
+        >>> import jax.numpy as jnp
+        >>> from liam_core.algebra import random_projection
+        >>> random_projection(jnp.ones((5, 100)), 20, key=jax.random.key(0)).shape
+        (5, 20)
+    """
+    x = as_float_array(x, "x", ndim=2)
+    matrix = random_projection_matrix(x.shape[1], n_components, key=key, kind=kind, dtype=x.dtype)
+    return _project_rows(x, matrix)
+
+
+@jax.jit
+def _project_rows(x: jax.Array, matrix: jax.Array) -> jax.Array:
+    return x @ matrix.T
