@@ -13,9 +13,32 @@ from ._transform import stateless as stateless
 # --- end signal ---
 
 # --- linalg and patterns (algebra/_linalg.py) ---
+from ._linalg import PCAState as PCAState
+from ._linalg import WhiteningState as WhiteningState
+from ._linalg import cond as cond
+from ._linalg import correlation as correlation
+from ._linalg import covariance as covariance
+from ._linalg import matrix_rank as matrix_rank
+from ._linalg import pca as pca
+from ._linalg import pca_fit as pca_fit
+from ._linalg import pca_project as pca_project
+from ._linalg import random_projection as random_projection
+from ._linalg import random_projection_matrix as random_projection_matrix
+from ._linalg import svd_patterns as svd_patterns
+from ._linalg import whiten as whiten
+from ._linalg import whitening_fit as whitening_fit
 # --- end linalg ---
 
 # --- binary codes (algebra/_binary.py) ---
+from ._binary import binary_rank as binary_rank
+from ._binary import hamming as hamming
+from ._binary import hamming_topk as hamming_topk
+from ._binary import pack_bits as pack_bits
+from ._binary import popcount as popcount
+from ._binary import random_hyperplanes as random_hyperplanes
+from ._binary import sign_hash as sign_hash
+from ._binary import unpack_bits as unpack_bits
+from ._binary import xor as xor
 # --- end binary ---
 
 # --- drift statistics (algebra/_stats.py) ---
