@@ -262,7 +262,7 @@ def test_all_batch_formats_give_the_same_tensor_as_single_records():
 
 def test_a_bad_cell_in_a_dataframe_names_source_column_and_row():
     frame = pd.DataFrame({"quality": [1.0, 2.0, np.nan], "throughput": [1.0, 2.0, 3.0]})
-    with pytest.raises(InvalidValueError, match=r"DataFrame, column 'quality', row 2"):
+    with pytest.raises(InvalidValueError, match=r"DataFrame, column 'quality', row 2 \(0-based\)"):
         LaborIntelligenceEngine().ingest_batch(frame)
     text = pd.DataFrame({"quality": [1.0, "high", 3.0]})
     with pytest.raises(InvalidTypeError, match=r"row 1.*'quality'.*'high'"):
@@ -274,7 +274,7 @@ def test_a_bad_cell_in_a_dataframe_names_source_column_and_row():
 
 def test_a_null_in_an_arrow_table_names_column_and_row():
     table = pa.table({"quality": [1.0, None, 3.0]})
-    with pytest.raises(InvalidValueError, match=r"column 'quality', row 1: missing"):
+    with pytest.raises(InvalidValueError, match=r"column 'quality', row 1 \(0-based\): missing"):
         LaborIntelligenceEngine().ingest_batch(table)
 
 

@@ -224,7 +224,7 @@ class LaborIntelligenceEngine:
             if outside.any():
                 row = int(np.argmax(outside))
                 raise InvalidValueError(
-                    f"{where}, row {row}: metric {self.schema.describe(name)} has value "
+                    f"{where}, row {row} (0-based): metric {self.schema.describe(name)} has value "
                     f"{values[row, column]!r}, outside its valid range"
                 )
 
@@ -416,9 +416,10 @@ def _numeric_column(name: str, column: Any, source: str) -> np.ndarray:
     """A column as a finite float64 1-D array, or an error naming the first bad row."""
     if hasattr(column, "to_numpy") and hasattr(column, "type"):  # pyarrow (Chunked)Array
         if column.null_count:
-            row = next(i for i, valid in enumerate(column.is_valid().to_pylist()) if not valid)
+            valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+            row = int(np.argmin(valid))
             raise InvalidValueError(
-                f"{source}, column {name!r}, row {row}: missing value; expected a finite number"
+                f"{source}, column {name!r}, row {row} (0-based): missing value; expected a finite number"
             )
         column = column.to_numpy()
     elif hasattr(column, "to_numpy"):  # pandas Series
@@ -437,7 +438,8 @@ def _numeric_column(name: str, column: Any, source: str) -> np.ndarray:
     if not finite.all():
         row = int(np.argmin(finite))
         raise InvalidValueError(
-            f"{source}, column {name!r}, row {row}: value {array[row]!r}; expected a finite number"
+            f"{source}, column {name!r}, row {row} (0-based): value {array[row]!r}; "
+            "expected a finite number"
         )
     return array
 
@@ -446,7 +448,7 @@ def _check_number_at(name: str, value: Any, source: str, row: int) -> None:
     try:
         _check_number(name, value)
     except (InvalidTypeError, InvalidValueError) as error:
-        raise type(error)(f"{source}, row {row}: {error}") from None
+        raise type(error)(f"{source}, row {row} (0-based): {error}") from None
 
 
 def _check_finite(matrix: jax.Array, what: str) -> None:

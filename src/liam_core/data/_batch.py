@@ -1,0 +1,203 @@
+"""``Batch``: the one container every data source yields (values, names, mask, labels)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from .._errors import ConfigError, EmptyInputError, InvalidTypeError, ShapeError
+
+__all__ = ["Batch", "concat_batches"]
+
+# Arrays of a Batch that have one entry per row (and are concatenated along rows).
+_ROW_FIELDS = ("values", "mask", "timestamps", "team", "shift", "anomaly", "target")
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """Rows of named metrics: a ``float32 [rows, metrics]`` block plus what is known per row.
+
+    Every reader, bundled dataset and the synthetic generator yields this type, so a
+    pipeline does not care where the rows came from. Only ``values`` and ``metric_names``
+    are always present; the other arrays are ``None`` when a source has no such thing.
+
+    Args:
+        values: ``float32 [rows, metrics]``; a masked cell holds NaN (see :meth:`filled`).
+        metric_names: one name per column of ``values``.
+        start: index (0-based) of the first row within its whole stream or file, so a
+            batch knows where it sits; ``stop = start + rows``.
+        mask: ``bool [rows, metrics]``, True where a value is valid; ``None`` when every
+            value is valid by construction.
+        timestamps: ``datetime64[s] [rows]``.
+        team: ``int32 [rows]`` team id (synthetic telemetry).
+        shift: ``int8 [rows]`` work shift, an index into ``liam_core.data.SHIFTS``.
+        anomaly: ``int8 [rows, metrics]`` ground-truth anomaly kind of each cell, an index
+            into ``liam_core.data.ANOMALY_KINDS`` (0 is "none").
+        target: ``[rows]`` supervised target (scikit-learn datasets).
+        source: where the rows came from, for messages.
+
+    Example:
+        >>> import numpy as np
+        >>> from liam_core.data import Batch
+        >>> batch = Batch(np.ones((2, 1), np.float32), ("quality",))
+        >>> batch.n_rows, batch.n_metrics, batch.stop
+        (2, 1, 2)
+    """
+
+    values: np.ndarray
+    metric_names: tuple[str, ...]
+    start: int = 0
+    mask: np.ndarray | None = None
+    timestamps: np.ndarray | None = None
+    team: np.ndarray | None = None
+    shift: np.ndarray | None = None
+    anomaly: np.ndarray | None = None
+    target: np.ndarray | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        names = self.metric_names
+        if isinstance(names, str) or not isinstance(names, Iterable):
+            raise InvalidTypeError(f"Batch `metric_names` must be a sequence of str, got {names!r}")
+        object.__setattr__(self, "metric_names", tuple(names))
+        values = self.values
+        if not isinstance(values, np.ndarray) or values.dtype != np.float32 or values.ndim != 2:
+            raise ShapeError(
+                "Batch `values` must be a float32 numpy array [rows, metrics], got "
+                f"{type(values).__name__} {getattr(values, 'dtype', '')} "
+                f"{getattr(values, 'shape', '')}"
+            )
+        rows, metrics = values.shape
+        if len(self.metric_names) != metrics:
+            raise ShapeError(
+                f"Batch has {metrics} value columns but {len(self.metric_names)} metric names "
+                f"{list(self.metric_names)}"
+            )
+        for name in ("mask", "anomaly"):
+            array = getattr(self, name)
+            if array is not None and np.shape(array) != values.shape:
+                raise ShapeError(
+                    f"Batch `{name}` has shape {np.shape(array)}; expected {values.shape} "
+                    "like `values`"
+                )
+        for name in ("timestamps", "team", "shift", "target"):
+            array = getattr(self, name)
+            if array is not None and np.shape(array) != (rows,):
+                raise ShapeError(
+                    f"Batch `{name}` has shape {np.shape(array)}; expected ({rows},), one per row"
+                )
+        if isinstance(self.start, bool) or not isinstance(self.start, int | np.integer):
+            raise InvalidTypeError(f"Batch `start` must be an int, got {self.start!r}")
+        if self.start < 0:
+            raise ConfigError(f"Batch `start` must be >= 0, got {self.start}")
+        object.__setattr__(self, "start", int(self.start))
+
+    def __repr__(self) -> str:
+        extras = [name for name in _ROW_FIELDS[1:] if getattr(self, name) is not None]
+        return (
+            f"Batch(rows {self.start}:{self.stop}, metrics={list(self.metric_names)}, "
+            f"with={extras}, source={self.source!r})"
+        )
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return int(self.values.shape[0])
+
+    @property
+    def n_metrics(self) -> int:
+        """Number of metrics (columns of ``values``)."""
+        return int(self.values.shape[1])
+
+    @property
+    def stop(self) -> int:
+        """Index one past the last row within the whole stream."""
+        return self.start + self.n_rows
+
+    @property
+    def valid(self) -> np.ndarray:
+        """``bool [rows, metrics]``: the mask, or all True when there is none."""
+        if self.mask is None:
+            return np.ones(self.values.shape, dtype=bool)
+        return self.mask
+
+    def filled(self, fill_value: float = 0.0) -> np.ndarray:
+        """``values`` with every masked cell replaced by ``fill_value`` (a new array).
+
+        Example:
+            >>> import numpy as np
+            >>> from liam_core.data import Batch
+            >>> values = np.array([[1.0], [np.nan]], np.float32)
+            >>> Batch(values, ("co2",), mask=np.array([[True], [False]])).filled().ravel().tolist()
+            [1.0, 0.0]
+        """
+        if self.mask is None:
+            return self.values.copy()
+        return np.where(self.mask, self.values, np.float32(fill_value)).astype(np.float32)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Metric name -> column of ``values``, the input of ``engine.ingest_columns``."""
+        return {name: self.values[:, j] for j, name in enumerate(self.metric_names)}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every per-row array that is present, by field name (for ``liam_core.digest``).
+
+        Example:
+            >>> import numpy as np
+            >>> from liam_core.data import Batch
+            >>> sorted(Batch(np.zeros((1, 1), np.float32), ("x",)).arrays())
+            ['values']
+        """
+        return {
+            name: getattr(self, name) for name in _ROW_FIELDS if getattr(self, name) is not None
+        }
+
+    def take(self, start: int, stop: int) -> Batch:
+        """Rows ``start:stop`` of this batch (positions within it) as a new ``Batch``."""
+        start, stop, _ = slice(start, stop).indices(self.n_rows)
+        stop = max(start, stop)
+        sliced = {name: getattr(self, name)[start:stop] for name in self.arrays()}
+        return replace(self, start=self.start + start, **sliced)
+
+
+def concat_batches(batches: Iterable[Batch]) -> Batch:
+    """Join consecutive batches of one stream into one ``Batch``.
+
+    Args:
+        batches: batches with the same metric names and the same optional arrays, in order.
+
+    Returns:
+        One ``Batch`` starting at the first batch's ``start``.
+
+    Example:
+        >>> import numpy as np
+        >>> from liam_core.data import Batch, concat_batches
+        >>> parts = [Batch(np.full((n, 1), n, np.float32), ("x",)) for n in (1, 2)]
+        >>> concat_batches(parts).values.ravel().tolist()
+        [1.0, 2.0, 2.0]
+    """
+    parts: Sequence[Batch] = list(batches)
+    if not parts:
+        raise EmptyInputError("concat_batches() got no batches; expected at least one")
+    first = parts[0]
+    for index, part in enumerate(parts):
+        if not isinstance(part, Batch):
+            raise InvalidTypeError(f"batch {index} is a {type(part).__name__}; expected a Batch")
+        if part.metric_names != first.metric_names:
+            raise ShapeError(
+                f"batch {index} has metrics {list(part.metric_names)}; batch 0 has "
+                f"{list(first.metric_names)}"
+            )
+        if part.arrays().keys() != first.arrays().keys():
+            raise ShapeError(
+                f"batch {index} holds {sorted(part.arrays())}; batch 0 holds {sorted(first.arrays())}"
+            )
+    if len(parts) == 1:
+        return first
+    joined: dict[str, Any] = {
+        name: np.concatenate([getattr(part, name) for part in parts]) for name in first.arrays()
+    }
+    return replace(first, **joined)
