@@ -1,0 +1,25 @@
+"""Equinox models for metrics, their per-example losses, explanations and flat weights.
+
+Convention: every model works on **one example** ``[in_features]`` (the Equinox way); map it
+over a batch ``[batch, in_features]`` with ``jax.vmap(model)``. A batch, or an example with
+the wrong number of features, passed to a model raises :class:`~liam_core.ShapeError` at
+trace time naming both shapes. The losses take batches and return one loss per row.
+"""
+
+from ._autoencoder import Autoencoder as Autoencoder
+from ._autoencoder import Standardization as Standardization
+from ._explain import METHODS as METHODS
+from ._explain import integrated_gradients as integrated_gradients
+from ._losses import cross_entropy_loss as cross_entropy_loss
+from ._losses import mse_loss as mse_loss
+from ._losses import reconstruction_loss as reconstruction_loss
+from ._mlp import ACTIVATIONS as ACTIVATIONS
+from ._mlp import MLPClassifier as MLPClassifier
+from ._mlp import MLPRegressor as MLPRegressor
+from ._registry import MODELS as MODELS
+from ._registry import make_model as make_model
+from ._registry import model_config as model_config
+from ._weights import ModelSkeleton as ModelSkeleton
+from ._weights import model_from_arrays as model_from_arrays
+from ._weights import model_to_arrays as model_to_arrays
+from ._weights import trainable_filter as trainable_filter
