@@ -1,6 +1,10 @@
 """liam-core: a JAX-native array pipeline for operational metrics and signals."""
 
 from . import algebra as algebra
+from . import data as data
+from . import models as models
+from ._compiles import CompileCounter as CompileCounter
+from ._compiles import compiles_so_far as compiles_so_far
 from ._digest import digest as digest
 from ._errors import ConfigError as ConfigError
 from ._errors import DistributedError as DistributedError
@@ -12,6 +16,7 @@ from ._errors import LiamError as LiamError
 from ._errors import MissingMetricError as MissingMetricError
 from ._errors import ShapeError as ShapeError
 from ._errors import UnknownMetricError as UnknownMetricError
+from .algebra import BinaryAlgebra as BinaryAlgebra
 from .engine import LaborIntelligenceEngine as LaborIntelligenceEngine
 from .engine import Schema as Schema
 

@@ -4,12 +4,21 @@ Every operation is a pure jitted function; stateful ones also exist as
 :class:`Transform` factories in :mod:`liam_core.algebra.transforms`.
 """
 
+from . import transforms as transforms
 from ._transform import Transform as Transform
 from ._transform import chain as chain
 from ._transform import identity as identity
 from ._transform import stateless as stateless
 
 # --- signal (algebra/_signal.py) ---
+from ._signal import convolve as convolve
+from ._signal import detrend as detrend
+from ._signal import dominant_period as dominant_period
+from ._signal import periodogram as periodogram
+from ._signal import rolling_mean as rolling_mean
+from ._signal import rolling_std as rolling_std
+from ._signal import standardize as standardize
+from ._signal import welch as welch
 # --- end signal ---
 
 # --- linalg and patterns (algebra/_linalg.py) ---
@@ -42,4 +51,9 @@ from ._binary import xor as xor
 # --- end binary ---
 
 # --- drift statistics (algebra/_stats.py) ---
+from ._stats import ks_statistic as ks_statistic
+from ._stats import psi as psi
+from ._stats import wasserstein_1d as wasserstein_1d
 # --- end stats ---
+
+from ._facade import BinaryAlgebra as BinaryAlgebra

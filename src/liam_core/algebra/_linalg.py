@@ -68,8 +68,10 @@ def correlation(x) -> jax.Array:
     Example:
         >>> import jax.numpy as jnp
         >>> from liam_core.algebra import correlation
-        >>> correlation(jnp.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.5]])).round(3).tolist()
-        [[1.0, 0.997], [0.997, 1.0]]
+        >>> import numpy as np
+        >>> corr = correlation(jnp.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.5]]))
+        >>> np.asarray(corr, float).round(3).tolist()
+        [[1.0, 0.998], [0.998, 1.0]]
     """
     x = as_float_array(x, "x", ndim=2)
     _check_ddof(1, x.shape[0])
@@ -267,7 +269,7 @@ def pca(x, n_components: int | None = None, *, whiten: bool = False) -> tuple[ja
         >>> import jax.numpy as jnp
         >>> from liam_core.algebra import pca
         >>> projection, state = pca(jnp.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]), 1)
-        >>> projection.round(4).ravel().tolist()
+        >>> [round(float(value), 4) for value in projection.ravel()]
         [-1.4142, 0.0, 1.4142]
     """
     state = pca_fit(x, n_components)
@@ -327,8 +329,8 @@ def whiten(x, *, method: str = "zca", eps: float | None = None) -> jax.Array:
         >>> import jax.numpy as jnp
         >>> from liam_core.algebra import covariance, whiten
         >>> x = jnp.array([[1.0, 2.0], [2.0, 3.5], [3.0, 7.0], [4.0, 7.5]])
-        >>> covariance(whiten(x)).round(4).tolist()
-        [[1.0, 0.0], [0.0, 1.0]]
+        >>> abs(covariance(whiten(x)) - jnp.eye(2)).max() < 1e-5
+        Array(True, dtype=bool)
     """
     state = whitening_fit(x, method=method, eps=eps)
     return _whitening_apply(state, as_float_array(x, "x", ndim=2))

@@ -2,6 +2,10 @@
 
 from ._batch import Batch as Batch
 from ._batch import concat_batches as concat_batches
+from ._source import KINDS as KINDS
+from ._source import DataSpec as DataSpec
+from ._source import OpenedSource as OpenedSource
+from ._source import open_source as open_source
 from .bundled import BUNDLED as BUNDLED
 from .bundled import BundledDataset as BundledDataset
 from .bundled import load_bundled as load_bundled

@@ -1,0 +1,330 @@
+"""``LaborArray`` in one process with 8 simulated CPU devices: primitives, errors, compiles.
+
+The determinism matrix over device counts, each in its own process, is in
+``test_alda_determinism.py``; several processes are in ``test_distributed.py``.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from liam_core import ConfigError, EmptyInputError, LiamError, ShapeError, digest
+from liam_core.alda import ChunkedBatch, LaborArray, reduce_tree
+
+RAGGED_SIZES = [1, 255, 256, 257, 4097, 7919]  # 7919 is prime
+
+
+@pytest.fixture(scope="module")
+def data() -> np.ndarray:
+    rng = np.random.default_rng(11)
+    scales = 10.0 ** rng.integers(-3, 4, 6)
+    return (rng.standard_normal((8000, 6)) * scales + scales).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def one() -> LaborArray:
+    return LaborArray(1)
+
+
+@pytest.fixture(scope="module")
+def three() -> LaborArray:
+    return LaborArray(3)  # not a power of two: the top of the tree is padded with -0.0
+
+
+@pytest.fixture(scope="module")
+def two_sharded() -> LaborArray:
+    return LaborArray(2, executor="shard_map")
+
+
+# --------------------------------------------------------------------------- reductions
+
+
+@pytest.mark.parametrize("n_rows", RAGGED_SIZES)
+def test_ragged_reductions_agree_with_numpy_and_across_device_counts(data, one, three, n_rows):
+    x = data[:n_rows]
+    totals = {n: digest(labor.sum(x)) for n, labor in (("1", one), ("3", three))}
+    means = {n: digest(labor.mean(x)) for n, labor in (("1", one), ("3", three))}
+    assert len(set(totals.values())) == 1
+    assert len(set(means.values())) == 1
+    np.testing.assert_allclose(one.sum(x), x.astype(np.float64).sum(0), rtol=1e-5)
+    np.testing.assert_allclose(one.mean(x), x.astype(np.float64).mean(0), rtol=1e-5)
+    if n_rows > 1:
+        covariances = {digest(labor.covariance(x)) for labor in (one, three)}
+        assert len(covariances) == 1
+        expected = np.cov(x.astype(np.float64), rowvar=False)
+        np.testing.assert_allclose(one.covariance(x), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_sums_are_the_canonical_tree_over_single_chunks(data, three):
+    x = data[:5000]
+    partials = [x[start : start + 256] for start in range(0, len(x), 256)]
+    chunk_sums = np.stack(
+        [np.asarray(reduce_tree(np.pad(p, ((0, 256 - len(p)), (0, 0))))) for p in partials]
+    )
+    assert digest(three.sum(x)) == digest(reduce_tree(chunk_sums))
+
+
+def test_covariance_follows_numpy_conventions(data, two_sharded):
+    x = data[:1000, :3]
+    np.testing.assert_allclose(
+        two_sharded.covariance(x, ddof=0), np.cov(x, rowvar=False, ddof=0), rtol=1e-4
+    )
+    one_variable = two_sharded.covariance(x[:, 0])
+    assert one_variable.shape == ()
+    np.testing.assert_allclose(one_variable, np.cov(x[:, 0]), rtol=1e-4)
+
+
+def test_integer_sums_are_exact_and_means_are_floating(two_sharded):
+    counts = np.arange(3000, dtype=np.int32).reshape(1000, 3)
+    assert two_sharded.sum(counts).tolist() == counts.sum(0).tolist()
+    assert two_sharded.mean(counts).dtype == jnp.float32
+
+
+def test_pytree_batches_reduce_leaf_by_leaf(data, two_sharded):
+    batch = {"a": data[:700, :2], "b": data[:700, 2:]}
+    total = two_sharded.sum(batch)
+    assert digest(total["a"]) == digest(two_sharded.sum(data[:700, :2]))
+    assert total["b"].shape == (4,)
+
+
+def test_reduce_takes_a_user_kernel_with_extra_arguments(data, two_sharded):
+    def weighted(chunk, mask, weights):
+        return jnp.sum(jnp.where(mask[:, None], chunk * weights, 0.0), axis=0), jnp.sum(mask)
+
+    weights = jnp.arange(6, dtype=jnp.float32)
+    total, count = two_sharded.reduce(weighted, data[:1000], weights)
+    assert int(count) == 1000
+    np.testing.assert_allclose(total, (data[:1000] * np.arange(6)).sum(0), rtol=1e-5)
+
+
+def test_vectorized_elementwise_kernels_keep_the_bits_of_the_loop(data, two_sharded):
+    def tree_of_squares(chunk, mask):
+        return reduce_tree(jnp.where(mask[:, None], chunk * chunk, 0.0))
+
+    looped = two_sharded.reduce(tree_of_squares, data[:3000])
+    vectorized = two_sharded.reduce(tree_of_squares, data[:3000], vectorize=True)
+    assert digest(looped) == digest(vectorized)
+
+
+def test_results_are_returned_on_the_home_device(data, three):
+    result = three.sum(data[:100])
+    assert result.devices() == {three.topology.home}
+    assert three.topology.home == jax.devices()[0]
+
+
+def test_fast_mode_is_close_but_opt_in(data):
+    fast = LaborArray(2, fast=True)
+    assert fast.fast and not LaborArray(2).fast
+    np.testing.assert_allclose(
+        fast.covariance(data[:3000]), np.cov(data[:3000], rowvar=False), rtol=1e-4
+    )
+    assert "gives up the guarantee" in LaborArray.__doc__
+
+
+# --------------------------------------------------------------------------- map
+
+
+def test_map_returns_rows_in_order_with_padding_removed(data, three):
+    x = data[:1001]
+    out = three.map(lambda rows: rows * 2.0 + 1.0, x)
+    assert isinstance(out, np.ndarray)
+    assert out.shape == x.shape
+    assert np.array_equal(out, x * np.float32(2.0) + np.float32(1.0))
+
+
+def test_map_takes_and_returns_pytrees(data, two_sharded):
+    out = two_sharded.map(
+        lambda b: {"sum": b[0] + b[1], "first": b[0][:, :1]}, (data[:300], data[:300])
+    )
+    assert out["sum"].shape == (300, 6)
+    assert out["first"].shape == (300, 1)
+
+
+def test_map_through_an_algebra_pipeline_matches_one_device(data, one, three):
+    from liam_core.algebra import chain, stateless
+
+    pipeline = chain(
+        stateless(jnp.tanh), stateless(lambda rows: rows @ jnp.ones((6, 2), jnp.float32))
+    )
+
+    def apply(rows):
+        return pipeline.apply((), rows) if False else pipeline.apply(((), ()), rows)
+
+    assert digest(one.map(apply, data[:2000])) == digest(three.map(apply, data[:2000]))
+
+
+def test_map_refuses_a_function_that_is_not_row_wise(two_sharded, data):
+    with pytest.raises(ShapeError, match="row-wise"):
+        two_sharded.map(lambda rows: rows.sum(0), data[:300])
+
+
+# --------------------------------------------------------------------------- value_and_grad
+
+
+def mlp_loss(model, example):
+    x, y = example
+    return jnp.sum((model(x) - y) ** 2)
+
+
+def test_value_and_grad_is_the_mean_loss_and_gradient(getkey):
+    model = eqx.nn.MLP(4, 1, 8, 2, key=getkey())
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((900, 4)).astype(np.float32)
+    y = rng.standard_normal((900, 1)).astype(np.float32)
+    value, grads = LaborArray(1).value_and_grad(mlp_loss)(model, (x, y))
+
+    @eqx.filter_value_and_grad
+    def mean_loss(model):
+        return jnp.mean(jax.vmap(mlp_loss, in_axes=(None, 0))(model, (x, y)))
+
+    want_value, want_grads = mean_loss(model)
+    np.testing.assert_allclose(value, want_value, rtol=1e-5)
+    for got, want in zip(
+        jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(want_grads), strict=True
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    # Non-array leaves (the activation functions) get None, as with equinox.filter_grad.
+    assert grads.activation is None
+
+
+def test_value_and_grad_has_the_same_bits_on_one_and_three_devices(getkey, one, three):
+    model = eqx.nn.MLP(4, 1, 8, 2, key=getkey())
+    rng = np.random.default_rng(4)
+    batch = (
+        rng.standard_normal((1500, 4)).astype(np.float32),
+        rng.standard_normal((1500, 1)).astype(np.float32),
+    )
+    results = {digest(labor.value_and_grad(mlp_loss)(model, batch)) for labor in (one, three)}
+    assert len(results) == 1
+
+
+def test_value_and_grad_needs_a_scalar_loss_and_float_params(two_sharded):
+    vag = two_sharded.value_and_grad(lambda w, x: x * w)
+    with pytest.raises(ShapeError, match="scalar per example"):
+        vag(jnp.ones(3), np.ones((10, 3), np.float32))
+    with pytest.raises(ConfigError, match="floating-point array leaf"):
+        two_sharded.value_and_grad(lambda w, x: jnp.sum(x))(
+            jnp.ones(3, jnp.int32), np.ones((10, 3), np.float32)
+        )
+
+
+# --------------------------------------------------------------------------- compiles, streams
+
+
+def test_a_stream_of_ragged_batches_stops_compiling_after_warm_up(data):
+    labor = LaborArray(2)
+    sizes = [300, 1000, 2600, 4000, 513, 257, 3900, 1200]  # chunks per device: 1, 2, 4, 8
+
+    def column_max(chunk, mask):  # a kernel of its own: no program is shared with other tests
+        return jnp.max(jnp.where(mask[:, None], chunk, -jnp.inf), axis=0)
+
+    def step(total, batch):
+        return total + labor.reduce(column_max, batch)
+
+    first = labor.run_stream(step, (data[:n] for n in sizes), jnp.zeros(6, jnp.float32))
+    warm = labor.compile_count
+    again = labor.run_stream(step, (data[:n] for n in reversed(sizes)), jnp.zeros(6, jnp.float32))
+    assert labor.compile_count == warm
+    np.testing.assert_allclose(first, again, rtol=1e-5)
+    # The chunk program for each of 4 shape buckets on each of 2 devices; the gather and the
+    # finish see one partial per device, whose shape does not depend on the bucket (and the
+    # finish program may already exist: it is shared by the whole process).
+    assert 4 * 2 + 1 <= warm <= 4 * 2 + 2
+
+
+def test_never_more_than_max_in_flight_dispatches_are_queued(data):
+    labor = LaborArray(2, max_in_flight=3)
+    batch = labor.put(data)
+    peak = 0
+    for _ in range(40):
+        labor.sum(batch)
+        peak = max(peak, labor.in_flight)
+    assert peak <= 3
+
+
+def test_load_reads_each_block_of_rows_once_in_device_order(data):
+    labor = LaborArray(4)
+    seen = []
+    batch = labor.load(5000, lambda start, stop: seen.append((start, stop)) or data[start:stop])
+    assert seen == [(0, 2048), (2048, 4096), (4096, 5000), (5000, 5000)]
+    assert isinstance(batch, ChunkedBatch)
+    assert digest(labor.sum(batch)) == digest(labor.sum(data[:5000]))
+
+
+def test_the_plan_and_the_topology_are_visible(data):
+    labor = LaborArray(mesh_axes={"data": 4, "model": 2})
+    assert labor.executor == "shard_map"
+    assert labor.n_blocks == 4
+    assert labor.plan(5000).assignment().tolist() == [0] * 8 + [1] * 8 + [2] * 4
+    assert "shard_map" in repr(labor)
+
+
+def test_a_mesh_can_be_given_directly(data, one):
+    mesh = jax.sharding.Mesh(np.array(jax.devices()).reshape(4, 2), ("data", "model"))
+    labor = LaborArray(mesh, data_axis=("data", "model"))
+    assert labor.n_blocks == 8
+    assert digest(labor.sum(data[:3000])) == digest(one.sum(data[:3000]))
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_the_empty_batch_is_a_typed_error(two_sharded):
+    empty = np.zeros((0, 3), np.float32)
+    for primitive in (two_sharded.sum, two_sharded.mean, two_sharded.covariance, two_sharded.put):
+        with pytest.raises(EmptyInputError):
+            primitive(empty)
+    with pytest.raises(EmptyInputError):
+        two_sharded.map(jnp.tanh, empty)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"chunk_size": 0}, r"chunk_size must be a positive int, got 0"),
+        ({"chunk_size": 2.5}, r"chunk_size must be a positive int, got float"),
+        ({"devices": 9}, r"devices=9 asks for more devices than exist: allowed 1\.\.8"),
+        ({"devices": 0}, r"allowed 1\.\.8"),
+        (
+            {"mesh_axes": {"data": 3, "model": 2}},
+            r"mesh_axes\['data'\] = 3 does not divide the 8 devices; allowed sizes: \[1, 2, 4, 8\]",
+        ),
+        ({"mesh_axes": {"data": 2, "model": 2}}, r"hold 4 devices, but there are 8"),
+        ({"executor": "vmap"}, r"executor must be one of \('pmap', 'shard_map'\)"),
+        (
+            {"mesh_axes": {"data": 4, "model": 2}, "executor": "pmap"},
+            r"executor='pmap' runs over a 1-D list of devices",
+        ),
+        (
+            {"mesh_axes": {"data": 8}, "data_axis": "batch"},
+            r"data_axis 'batch' is not an axis of the mesh; allowed: \('data',\)",
+        ),
+        ({"fast": "yes"}, r"fast must be True or False"),
+        ({"max_in_flight": 64}, r"max_in_flight must be an int in 1\.\.32"),
+    ],
+)
+def test_bad_settings_name_the_setting_and_the_allowed_values(settings, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        LaborArray(**settings)
+    assert isinstance(error.value, LiamError)
+
+
+def test_a_batch_placed_by_another_topology_is_refused(data, one, two_sharded):
+    batch = one.put(data[:100])
+    with pytest.raises(ConfigError, match="another topology"):
+        two_sharded.sum(batch)
+
+
+def test_bad_batches_get_shape_errors(two_sharded, data):
+    with pytest.raises(ShapeError, match="same leading row axis"):
+        two_sharded.sum((data[:10], data[:11]))
+    with pytest.raises(ShapeError, match="needs more than ddof rows"):
+        two_sharded.covariance(data[:1])
+    with pytest.raises(ShapeError, match="covariance needs one"):
+        two_sharded.covariance((data[:10], data[:10]))
+    with pytest.raises(ConfigError, match="fn must be callable"):
+        two_sharded.reduce("sum", data[:10])

@@ -1,0 +1,82 @@
+"""Compile once: a jitted operation called again at the same shapes does not compile again."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from liam_core import BinaryAlgebra, CompileCounter
+from liam_core.algebra import pack_bits, pca_fit, random_hyperplanes, transforms
+
+algebra = BinaryAlgebra()
+X = np.random.default_rng(0).normal(size=(128, 6)).astype(np.float32)
+Y = np.random.default_rng(1).normal(size=(128, 6)).astype(np.float32)
+KEY = jax.random.key(0)
+CODES = pack_bits(np.random.default_rng(2).integers(0, 2, size=(20, 70)).astype(bool))
+BITS = np.random.default_rng(3).integers(0, 2, size=(12, 9)).astype(bool)
+
+CALLS = {
+    "standardize": lambda: algebra.standardize(X),
+    "detrend": lambda: algebra.detrend(X),
+    "rolling_mean": lambda: algebra.rolling_mean(X, 8),
+    "rolling_std": lambda: algebra.rolling_std(X, 8),
+    "convolve": lambda: algebra.convolve(X, np.ones(5, np.float32) / 5),
+    "periodogram": lambda: algebra.periodogram(X),
+    "welch": lambda: algebra.welch(X, nperseg=32),
+    "dominant_period": lambda: algebra.dominant_period(X),
+    "covariance": lambda: algebra.covariance(X),
+    "correlation": lambda: algebra.correlation(X),
+    "matrix_rank": lambda: algebra.matrix_rank(X),
+    "cond": lambda: algebra.cond(X),
+    "svd_patterns": lambda: algebra.svd_patterns(X),
+    "pca": lambda: algebra.pca(X, 3),
+    "pca_fit": lambda: algebra.pca_fit(X, 3),
+    "pca_project": lambda: algebra.pca_project(pca_fit(X, 3), Y),
+    "whiten": lambda: algebra.whiten(X),
+    "whitening_fit": lambda: algebra.whitening_fit(X),
+    "random_projection": lambda: algebra.random_projection(X, 4, key=KEY),
+    "random_projection_matrix": lambda: algebra.random_projection_matrix(6, 4, key=KEY),
+    "random_hyperplanes": lambda: algebra.random_hyperplanes(6, 40, key=KEY),
+    "sign_hash": lambda: algebra.sign_hash(X, random_hyperplanes(6, 40, key=KEY)),
+    "pack_bits": lambda: algebra.pack_bits(BITS),
+    "unpack_bits": lambda: algebra.unpack_bits(CODES, 70),
+    "popcount": lambda: algebra.popcount(CODES),
+    "xor": lambda: algebra.xor(CODES, CODES),
+    "hamming": lambda: algebra.hamming(CODES),
+    "hamming_topk": lambda: algebra.hamming_topk(CODES[:3], CODES, 4),
+    "binary_rank": lambda: algebra.binary_rank(BITS),
+    "ks_statistic": lambda: algebra.ks_statistic(X, Y),
+    "wasserstein_1d": lambda: algebra.wasserstein_1d(X[:, 0], Y[:, 0]),
+    "psi": lambda: algebra.psi(X, Y),
+}
+
+
+def test_every_operation_of_the_algebra_is_covered_here():
+    operations = {name for names in algebra.operations().values() for name in names}
+    assert operations == set(CALLS)
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_a_second_call_at_the_same_shapes_does_not_compile(name):
+    jax.block_until_ready(CALLS[name]())
+    with CompileCounter() as again:
+        jax.block_until_ready(CALLS[name]())
+    assert again.count == 0
+
+
+def test_a_new_shape_compiles_and_the_counter_sees_it():
+    fresh = np.ones((37, 3), np.float32)
+    with CompileCounter() as first:
+        jax.block_until_ready(algebra.covariance(fresh))
+    assert first.count >= 1
+
+
+def test_a_chained_pipeline_compiles_once_and_then_never_again():
+    pipeline = transforms.standardize() >> transforms.rolling_mean(8) >> transforms.pca(2)
+    state = pipeline.init(X)
+    jax.block_until_ready(pipeline.apply(state, Y))
+    with CompileCounter() as again:
+        for _ in range(3):
+            jax.block_until_ready(pipeline.apply(state, Y))
+    assert again.count == 0

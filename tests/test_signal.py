@@ -1,0 +1,592 @@
+"""Signal operations equal their numpy / scipy / pandas / scikit-learn oracles, on random and real data.
+
+Every call goes through the jitted function. Oracles run in float64 on the same values, and
+results are compared with a tolerance scaled to the data (see ``TOL``).
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.signal
+import scipy.stats
+import statsmodels.api as sm
+from sklearn.datasets import load_diabetes
+from sklearn.preprocessing import StandardScaler
+
+from liam_core import CompileCounter, ConfigError, EmptyInputError, InvalidTypeError, ShapeError
+from liam_core.algebra import (
+    convolve,
+    detrend,
+    dominant_period,
+    periodogram,
+    rolling_mean,
+    rolling_std,
+    standardize,
+    welch,
+)
+
+# Tolerance against a float64 oracle, relative to the largest magnitude of the expected
+# result: float32 rounds at 6e-8 per operation and these ops accumulate up to ~1e3
+# roundings (sums, FFT butterflies), so 2e-5 leaves a margin of ~10x; float64 gets 1e-11.
+TOL = {np.float32: 2e-5, np.float64: 1e-11}
+
+# 1-D, a single column, several columns; even and odd lengths.
+SHAPES = [(64,), (65,), (64, 1), (65, 7)]
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
+def dtype(request):
+    if request.param == np.float64:
+        with jax.enable_x64(True):
+            yield request.param
+    else:
+        yield request.param
+
+
+def random_series(rng, shape, dtype, offset=3.0):
+    """Noise with a trend and a per-column scale, so detrending and scaling matter."""
+    n = shape[0]
+    trend = np.linspace(0, 2, n).reshape((n,) + (1,) * (len(shape) - 1))
+    scale = rng.uniform(0.5, 4, size=shape[1:])
+    return (offset + trend + scale * rng.normal(size=shape)).astype(dtype)
+
+
+def assert_matches(actual, expected, dtype, tol=None, scale=None):
+    """Same dtype and shape, and close to the float64 oracle relative to its magnitude
+    (or to ``scale``, for results that are rounding noise around 0)."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.dtype == dtype
+    assert actual.shape == expected.shape
+    tol = TOL[dtype] if tol is None else tol
+    if scale is None:
+        scale = float(np.max(np.abs(expected))) if expected.size else 1.0
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale)
+
+
+def per_column(fn, x):
+    """Apply a 1-D oracle to every column of a 1-D or 2-D array (time on axis 0)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        return fn(x)
+    return np.stack([fn(x[:, j]) for j in range(x.shape[1])], axis=-1)
+
+
+def pandas_rolling(x, window, stat, **kwargs):
+    frame = pd.DataFrame(np.asarray(x, dtype=np.float64).reshape(x.shape[0], -1))
+    result = getattr(frame.rolling(window), stat)(**kwargs).to_numpy()[window - 1 :]
+    return result.reshape((result.shape[0], *x.shape[1:]))
+
+
+# --- standardize ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_standardize_matches_sklearn_standard_scaler(rng, shape, dtype):
+    x = random_series(rng, shape, dtype)
+    expected = StandardScaler().fit_transform(x.astype(np.float64).reshape(shape[0], -1))
+    assert_matches(standardize(x), expected.reshape(shape), dtype)
+
+
+@pytest.mark.parametrize("ddof", [1, 5])
+def test_standardize_with_ddof_matches_scipy_zscore(rng, ddof, dtype):
+    x = random_series(rng, (65, 7), dtype)
+    assert_matches(
+        standardize(x, ddof=ddof), scipy.stats.zscore(x.astype(np.float64), ddof=ddof), dtype
+    )
+
+
+def test_standardize_along_axis_1_standardizes_each_row(rng, dtype):
+    x = random_series(rng, (5, 40), dtype)
+    expected = StandardScaler().fit_transform(x.astype(np.float64).T).T
+    assert_matches(standardize(x, axis=1), expected, dtype)
+
+
+@pytest.mark.parametrize("value", [0.0, 3.3, -1e6, 1e-30])
+def test_standardize_gives_exact_zeros_for_a_constant_column(rng, value, dtype):
+    x = rng.normal(size=(33, 3)).astype(dtype)
+    x[:, 1] = value
+    result = np.asarray(standardize(x))
+    assert np.all(result[:, 1] == 0)
+    assert np.all(np.isfinite(result))
+    np.testing.assert_allclose(result, StandardScaler().fit_transform(x), atol=TOL[dtype] * 10)
+
+
+def test_standardize_keeps_float32_accurate_when_the_mean_dwarfs_the_spread(rng):
+    x = (1e4 + rng.normal(size=(20_000, 2))).astype(np.float32)
+    # The float32 values as given, standardized exactly: the reference the op must reach.
+    expected = scipy.stats.zscore(x.astype(np.float64))
+    assert_matches(standardize(x), expected, np.float32, tol=1e-4)
+
+
+# --- detrend -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "kind"),
+    [
+        ((64,), "linear"),
+        ((65,), "constant"),
+        ((64, 1), "linear"),
+        ((65, 7), "constant"),
+        ((65, 7), "linear"),
+    ],
+)
+def test_detrend_matches_scipy(rng, shape, kind, dtype):
+    x = random_series(rng, shape, dtype)
+    expected = scipy.signal.detrend(x.astype(np.float64), axis=0, type=kind)
+    assert_matches(detrend(x, type=kind), expected, dtype)
+
+
+@pytest.mark.parametrize("kind", ["linear", "constant"])
+def test_detrend_along_axis_1_and_of_a_single_sample(rng, kind, dtype):
+    x = random_series(rng, (4, 30), dtype)
+    expected = scipy.signal.detrend(x.astype(np.float64), axis=1, type=kind)
+    assert_matches(detrend(x, type=kind, axis=1), expected, dtype)
+    single = np.array([[2.5, -1.0]], dtype)
+    expected = scipy.signal.detrend(single, axis=0, type=kind)  # zeros, up to rounding
+    assert_matches(detrend(single, type=kind), expected, dtype, scale=2.5)
+
+
+def test_detrend_removes_an_exact_line_to_rounding(dtype):
+    t = np.arange(1000, dtype=dtype)
+    line = (3.0 + 0.25 * t).astype(dtype)
+    assert np.max(np.abs(np.asarray(detrend(line)))) < 50 * np.finfo(dtype).eps * 250
+
+
+# --- rolling windows -----------------------------------------------------------------------
+
+# Windows of one term, of one fused level (<= 16 terms), of two levels with and without a
+# remainder, and of the whole series; on every shape.
+ROLLING_MEAN_CASES = [
+    ((64,), 1),
+    ((65,), 16),
+    ((64, 1), 17),
+    ((65, 7), 7),
+    ((65, 7), 50),
+    ((64,), 64),
+]
+
+
+@pytest.mark.parametrize(("shape", "window"), ROLLING_MEAN_CASES)
+def test_rolling_mean_matches_pandas_without_the_leading_nans(rng, shape, window, dtype):
+    x = random_series(rng, shape, dtype)
+    result = rolling_mean(x, window)
+    assert result.shape == (shape[0] - window + 1, *shape[1:])
+    assert_matches(result, pandas_rolling(x, window, "mean"), dtype)
+
+
+def exact_rolling_std(x, window, ddof=1):
+    """Two-pass standard deviation of every window, in float64."""
+    windows = np.lib.stride_tricks.sliding_window_view(np.asarray(x, np.float64), window, axis=0)
+    return np.std(windows, axis=-1, ddof=ddof)
+
+
+def assert_rolling_std_matches(actual, x, window, dtype, ddof=1):
+    """Close to the exact two-pass value, and to pandas, whose online update (add the new
+    sample, remove the old) itself drifts by ~1e-10 relative in float64 on long series."""
+    assert_matches(actual, exact_rolling_std(x, window, ddof), dtype)
+    pandas_rtol = max(TOL[dtype], 1e-8)
+    expected = pandas_rolling(x, window, "std", ddof=ddof)
+    np.testing.assert_allclose(
+        actual, expected, rtol=pandas_rtol, atol=pandas_rtol * np.max(expected)
+    )
+
+
+@pytest.mark.parametrize(
+    ("shape", "window", "ddof"),
+    [((64,), 2, 1), ((65, 7), 16, 0), ((65, 7), 17, 1), ((64, 1), 50, 0)],
+)
+def test_rolling_std_matches_pandas_without_the_leading_nans(rng, shape, window, ddof, dtype):
+    x = random_series(rng, shape, dtype)
+    assert_rolling_std_matches(rolling_std(x, window, ddof=ddof), x, window, dtype, ddof)
+
+
+def test_rolling_mean_and_std_along_axis_1(rng, dtype):
+    x = random_series(rng, (3, 40), dtype)
+    assert_matches(rolling_mean(x, 5, axis=1), pandas_rolling(x.T, 5, "mean").T, dtype)
+    assert_matches(rolling_std(x, 5, axis=1), exact_rolling_std(x.T, 5).T, dtype)
+
+
+def test_rolling_mean_stays_accurate_in_float32_on_a_long_series_far_from_zero(rng):
+    # A running sum over 1e5 rows of values near 1e4 would lose ~3 digits in float32;
+    # sums of at most 16 terms per level keep the error at a few ulps of the data.
+    x = (1e4 + rng.normal(size=(100_000,))).astype(np.float32)
+    window = 300
+    cumulative = np.concatenate([[0.0], np.cumsum(x.astype(np.float64))])
+    expected = (cumulative[window:] - cumulative[:-window]) / window
+    error = np.max(np.abs(np.asarray(rolling_mean(x, window)) - expected))
+    assert error < 20 * np.finfo(np.float32).eps * 1e4
+
+
+def test_rolling_std_stays_accurate_when_the_mean_dwarfs_the_spread(rng):
+    x = (1e4 + 0.01 * rng.normal(size=(5_000,))).astype(np.float32)
+    expected = pandas_rolling(x, 64, "std")
+    # The spread (0.01) is 1e-6 of the level; a sum-of-squares formula would return noise.
+    np.testing.assert_allclose(np.asarray(rolling_std(x, 64)), expected, rtol=1e-2)
+
+
+def test_rolling_std_of_a_constant_window_is_exactly_zero(dtype):
+    x = np.array([1.0, 2.0, 7.5, 7.5, 7.5, 7.5, 3.0], dtype)
+    result = np.asarray(rolling_std(x, 4))
+    assert result[2] == 0.0 and result.shape == (4,)
+
+
+# --- convolve ------------------------------------------------------------------------------
+
+# Kernel lengths: one tap, short (one fused sum), even and odd, longer than 64 taps (XLA's
+# convolution), and longer than the series (scipy swaps the operands for "valid").
+CONVOLVE_CASES = [
+    ((65,), 1, "same"),
+    ((64, 7), 4, "full"),
+    ((65, 1), 9, "valid"),
+    ((64, 7), 70, "same"),
+    ((65,), 70, "full"),
+    ((40, 2), 100, "valid"),
+    ((40,), 100, "same"),
+]
+
+
+@pytest.mark.parametrize(("shape", "taps", "mode"), CONVOLVE_CASES)
+def test_convolve_matches_scipy_per_column_and_numpy_for_short_kernels(
+    rng, shape, taps, mode, dtype
+):
+    x = random_series(rng, shape, dtype)
+    kernel = rng.normal(size=taps).astype(dtype)
+    result = convolve(x, kernel, mode=mode)
+    expected = per_column(lambda c: scipy.signal.convolve(c, kernel.astype(np.float64), mode), x)
+    assert_matches(result, expected, dtype)
+    if taps <= shape[0]:
+        expected = per_column(lambda c: np.convolve(c, kernel.astype(np.float64), mode), x)
+        assert_matches(result, expected, dtype)
+
+
+def test_convolve_along_axis_1_and_casts_the_kernel_to_the_data_dtype(rng, dtype):
+    x = random_series(rng, (3, 30), dtype)
+    kernel = np.array([1, 2, 1])  # integers: cast to x's float dtype
+    expected = per_column(lambda c: np.convolve(c, [1.0, 2.0, 1.0], "same"), x.T).T
+    assert_matches(convolve(x, kernel, mode="same", axis=1), expected, dtype)
+
+
+# --- periodogram ---------------------------------------------------------------------------
+
+
+def scipy_periodogram(x, **kwargs):
+    return scipy.signal.periodogram(np.asarray(x, np.float64), axis=0, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("shape", "window"), list(zip(SHAPES, ["boxcar", "hann", "hann", "boxcar"], strict=True))
+)
+def test_periodogram_matches_scipy_on_every_shape(rng, shape, window, dtype):
+    x = random_series(rng, shape, dtype)
+    freqs, power = periodogram(x, fs=4.0, window=window)
+    expected_freqs, expected_power = scipy_periodogram(x, fs=4.0, window=window)
+    assert_matches(freqs, expected_freqs, dtype)
+    assert_matches(power, expected_power, dtype)
+
+
+# Every window, detrend, scaling and sidedness, each in more than one combination.
+PERIODOGRAM_SETTINGS = [
+    ("boxcar", False, "density", False),
+    ("boxcar", "linear", "spectrum", True),
+    ("hann", "constant", "spectrum", False),
+    ("hann", False, "density", True),
+    ("hamming", "linear", "density", True),
+    ("blackman", "constant", "density", True),
+    ("blackman", "linear", "spectrum", False),
+    ("bartlett", False, "spectrum", True),
+    ("bartlett", "constant", "density", False),
+]
+
+
+@pytest.mark.parametrize(("window", "detrend_", "scaling", "onesided"), PERIODOGRAM_SETTINGS)
+def test_periodogram_matches_scipy_for_every_setting(
+    rng, window, detrend_, scaling, onesided, dtype
+):
+    x = random_series(rng, (65, 3), dtype)
+    settings = dict(window=window, detrend=detrend_, scaling=scaling, return_onesided=onesided)
+    freqs, power = periodogram(x, fs=2.0, **settings)
+    expected_freqs, expected_power = scipy_periodogram(x, fs=2.0, **settings)
+    assert_matches(freqs, expected_freqs, dtype)
+    assert_matches(power, expected_power, dtype)
+
+
+@pytest.mark.parametrize("shape", [(1009, 7), (2284, 2)])
+def test_periodogram_matches_scipy_on_lengths_with_a_large_prime_factor(rng, shape, dtype):
+    # These lengths take the path that shares one complex FFT between two columns.
+    x = random_series(rng, shape, dtype)
+    freqs, power = periodogram(x, window="hann", detrend="linear")
+    expected_freqs, expected_power = scipy_periodogram(x, window="hann", detrend="linear")
+    assert_matches(freqs, expected_freqs, dtype)
+    assert_matches(power, expected_power, dtype)
+
+
+def test_periodogram_keeps_a_quiet_column_accurate_next_to_a_loud_one(rng, dtype):
+    # Columns of very different scale share complex FFTs on a prime length; each column's
+    # spectrum must still be accurate relative to its own magnitude.
+    x = rng.normal(size=(1009, 3)).astype(dtype)
+    x[:, 0] *= 1e6
+    x[:, 1] *= 1e-4
+    _, power = periodogram(x)
+    _, expected = scipy_periodogram(x)
+    for column in range(3):
+        assert_matches(np.asarray(power)[:, column], expected[:, column], dtype)
+
+
+def test_periodogram_along_axis_1_puts_frequencies_on_axis_1(rng, dtype):
+    x = random_series(rng, (3, 64), dtype)
+    freqs, power = periodogram(x, window="hann", axis=1)
+    expected_freqs, expected_power = scipy.signal.periodogram(
+        x.astype(np.float64), window="hann", axis=1
+    )
+    assert_matches(freqs, expected_freqs, dtype)
+    assert_matches(power, expected_power, dtype)
+
+
+# --- welch ---------------------------------------------------------------------------------
+
+WELCH_SETTINGS = [
+    dict(nperseg=64),
+    dict(nperseg=64, noverlap=0, window="boxcar"),
+    dict(nperseg=50, noverlap=49, detrend="linear"),
+    dict(nperseg=33, noverlap=10, detrend=False, scaling="spectrum"),
+    dict(nperseg=45, average="median", window="hamming", detrend="linear"),
+    dict(nperseg=301, noverlap=0),  # one segment: no averaging, no median bias
+]
+
+
+@pytest.mark.parametrize("case", range(len(WELCH_SETTINGS)))
+def test_welch_matches_scipy(rng, case, dtype):
+    settings = WELCH_SETTINGS[case]
+    x = random_series(rng, [(301,), (301, 3)][case % 2], dtype)
+    freqs, power = welch(x, fs=10.0, **settings)
+    expected_freqs, expected_power = scipy.signal.welch(
+        x.astype(np.float64), fs=10.0, axis=0, **settings
+    )
+    assert_matches(freqs, expected_freqs, dtype)
+    assert_matches(power, expected_power, dtype)
+
+
+def test_welch_along_axis_1(rng, dtype):
+    x = random_series(rng, (2, 200), dtype)
+    freqs, power = welch(x, nperseg=32, axis=1)
+    expected_freqs, expected_power = scipy.signal.welch(x.astype(np.float64), nperseg=32, axis=1)
+    assert_matches(freqs, expected_freqs, dtype)
+    assert_matches(power, expected_power, dtype)
+
+
+# --- dominant_period -----------------------------------------------------------------------
+
+
+def test_dominant_period_of_a_sine_is_its_period(dtype):
+    t = np.arange(240, dtype=dtype)
+    x = np.stack([np.sin(2 * np.pi * t / 12), np.cos(2 * np.pi * t / 40), t % 8], axis=1)
+    result = dominant_period(x.astype(dtype), fs=1.0)
+    assert result.dtype == dtype
+    np.testing.assert_allclose(result, [12.0, 40.0, 8.0], rtol=1e-5)
+    # With fs samples per unit of time, the period is in those units.
+    np.testing.assert_allclose(dominant_period(x[:, 0], fs=12.0), 1.0, rtol=1e-5)
+
+
+def test_dominant_period_of_a_constant_series_is_nan(dtype):
+    x = np.ones((50, 2), dtype)
+    x[:, 1] = np.arange(50) % 5
+    result = np.asarray(dominant_period(x))
+    assert np.isnan(result[0]) and result[1] == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("shape", [(65,), (64, 7)])
+def test_dominant_period_matches_the_scipy_periodogram_peak(rng, shape, dtype):
+    x = random_series(rng, shape, dtype)
+    freqs, power = scipy_periodogram(x, fs=3.0)
+    expected = 1 / freqs[1:][np.argmax(power[1:], axis=0)]
+    assert_matches(dominant_period(x, fs=3.0), expected, dtype)
+
+
+# --- real data shipped inside PyPI packages ------------------------------------------------
+
+
+def sunspots():
+    """Yearly sunspot numbers, 1700-2008 (statsmodels)."""
+    return sm.datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy(np.float64)
+
+
+def co2_weekly():
+    """Weekly Mauna Loa CO2 (ppm), 1958-2001, missing weeks dropped (statsmodels)."""
+    return sm.datasets.co2.load_pandas().data["co2"].dropna().to_numpy(np.float64)
+
+
+def elnino_monthly():
+    """Monthly sea-surface temperature of the El Nino region, 1950-2010 (statsmodels)."""
+    frame = sm.datasets.elnino.load_pandas().data.drop(columns="YEAR")
+    return frame.to_numpy(np.float64).ravel()
+
+
+REAL_DATASETS = {
+    "sunspots": sunspots,
+    "co2": co2_weekly,
+    "elnino-by-month": lambda: (
+        sm.datasets.elnino.load_pandas().data.drop(columns="YEAR").to_numpy()
+    ),
+    "diabetes": lambda: load_diabetes().data,
+}
+
+
+# Each dataset in one dtype (the long co2 series in both), to bound the compile time.
+REAL_CASES = [
+    ("sunspots", np.float32),
+    ("co2", np.float32),
+    ("co2", np.float64),
+    ("elnino-by-month", np.float64),
+    ("diabetes", np.float32),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype"), REAL_CASES, ids=[f"{n}-{d.__name__}" for n, d in REAL_CASES]
+)
+def test_every_signal_op_matches_its_oracle_on_real_data(name, dtype):
+    with jax.enable_x64(dtype == np.float64):
+        check_every_op_on(REAL_DATASETS[name]().astype(dtype), dtype)
+
+
+def check_every_op_on(x, dtype):
+    x64 = x.astype(np.float64)
+    n = x.shape[0]
+    window = 12  # a year of monthly data
+    flat = x64.reshape(n, -1)
+
+    assert_matches(standardize(x), StandardScaler().fit_transform(flat).reshape(x.shape), dtype)
+    assert_matches(detrend(x), scipy.signal.detrend(x64, axis=0), dtype)
+    assert_matches(rolling_mean(x, window), pandas_rolling(x, window, "mean"), dtype)
+    assert_rolling_std_matches(rolling_std(x, window), x, window, dtype)
+    kernel = np.hanning(7).astype(dtype)
+    expected = per_column(lambda c: np.convolve(c, kernel.astype(np.float64), "same"), x)
+    assert_matches(convolve(x, kernel, mode="same"), expected, dtype)
+    settings = dict(window="hann", detrend="linear", scaling="spectrum")
+    freqs, power = periodogram(x, **settings)
+    expected_freqs, expected_power = scipy_periodogram(x, **settings)
+    assert_matches(freqs, expected_freqs, dtype)
+    assert_matches(power, expected_power, dtype)
+    nperseg = min(64, n)
+    freqs, power = welch(x, nperseg=nperseg)
+    expected_freqs, expected_power = scipy.signal.welch(x64, nperseg=nperseg, axis=0)
+    assert_matches(freqs, expected_freqs, dtype)
+    assert_matches(power, expected_power, dtype)
+
+
+def test_the_sunspot_cycle_is_about_eleven_years(dtype):
+    period = float(dominant_period(sunspots().astype(dtype), fs=1.0))
+    assert 10.0 < period < 12.0
+
+
+def test_co2_has_a_yearly_cycle_once_its_trend_is_removed(dtype):
+    weekly = co2_weekly().astype(dtype)
+    # Without detrending, the rise over 43 years dominates (the longest period wins).
+    assert float(dominant_period(weekly)) == pytest.approx(weekly.shape[0], rel=1e-5)
+    weeks = float(dominant_period(detrend(weekly)))
+    assert 50.0 < weeks < 55.0
+    assert float(dominant_period(detrend(weekly), fs=52.18)) == pytest.approx(1.0, abs=0.05)
+
+
+def test_el_nino_sea_temperature_has_a_twelve_month_cycle(dtype):
+    months = float(dominant_period(elnino_monthly().astype(dtype)))
+    assert months == pytest.approx(12.0, rel=1e-5)
+
+
+def test_the_benchmark_pipeline_runs_as_one_jitted_program(rng):
+    # standardize -> rolling mean -> power spectrum of every column, traced together.
+    x = rng.normal(size=(2_000, 8)).astype(np.float32)
+
+    @jax.jit
+    def pipeline(x):
+        return periodogram(rolling_mean(standardize(x), 32))[1]
+
+    smoothed = pandas_rolling(scipy.stats.zscore(x.astype(np.float64)), 32, "mean")
+    assert_matches(pipeline(x), scipy_periodogram(smoothed)[1], np.float32)
+
+
+# --- dtypes and compilation ----------------------------------------------------------------
+
+OPS = {
+    "standardize": lambda x: standardize(x),
+    "detrend": lambda x: detrend(x),
+    "rolling_mean": lambda x: rolling_mean(x, 3),
+    "rolling_std": lambda x: rolling_std(x, 3),
+    "convolve": lambda x: convolve(x, np.ones(3, np.float32)),
+    "periodogram": lambda x: periodogram(x)[1],
+    "welch": lambda x: welch(x, nperseg=8)[1],
+    "dominant_period": lambda x: dominant_period(x),
+}
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_every_op_promotes_integers_to_the_default_float_and_compiles_once_per_shape(rng, op):
+    # (Float input keeps its dtype: every oracle comparison above checks it.)
+    first, second = (rng.integers(0, 9, size=(37, 3)) for _ in range(2))
+    assert OPS[op](first).dtype == np.float32
+    with CompileCounter() as again:
+        OPS[op](second)
+    assert again.count == 0
+
+
+def test_integers_become_float64_under_x64():
+    with jax.enable_x64(True):
+        assert standardize(np.arange(6).reshape(3, 2)).dtype == np.float64
+
+
+# --- bad settings --------------------------------------------------------------------------
+
+x32 = np.zeros((20, 3), np.float32)
+
+BAD_SETTINGS = [
+    # (call, error, the message names)
+    (lambda: standardize(x32, ddof=20), ConfigError, "ddof"),
+    (lambda: standardize(x32, axis=2), ConfigError, "axis"),
+    (lambda: standardize(np.zeros((2, 2, 2))), ShapeError, "1-D"),
+    (lambda: standardize(np.zeros((0, 3))), EmptyInputError, "no samples"),
+    (lambda: standardize(np.zeros(3, np.complex64)), InvalidTypeError, "real"),
+    (lambda: standardize(np.zeros(3, bool)), InvalidTypeError, "real"),
+    (lambda: detrend(x32, type="quadratic"), ConfigError, "type='quadratic'"),
+    (lambda: rolling_mean(x32, 0), ConfigError, "window=0"),
+    (lambda: rolling_mean(x32, 21), ConfigError, "window=21"),
+    (lambda: rolling_mean(x32, 2.0), ConfigError, "window"),
+    (lambda: rolling_mean(x32, True), ConfigError, "window"),
+    (lambda: rolling_mean(x32, 3, axis=-3), ConfigError, "axis=-3"),
+    (lambda: rolling_std(x32, 3, ddof=3), ConfigError, "ddof=3"),
+    (lambda: rolling_std(x32, 3, ddof=-1), ConfigError, "ddof=-1"),
+    (lambda: convolve(x32, np.ones(3), mode="circular"), ConfigError, "mode='circular'"),
+    (lambda: convolve(x32, np.ones((3, 1))), ShapeError, "kernel"),
+    (lambda: convolve(x32, np.ones(0)), ShapeError, "kernel"),
+    (lambda: periodogram(x32, window="kaiser"), ConfigError, "window='kaiser'"),
+    (lambda: periodogram(x32, detrend="cubic"), ConfigError, "detrend='cubic'"),
+    (lambda: periodogram(x32, scaling="psd"), ConfigError, "scaling='psd'"),
+    (lambda: periodogram(x32, fs=0.0), ConfigError, "fs=0.0"),
+    (lambda: periodogram(x32, fs=float("nan")), ConfigError, "fs"),
+    (lambda: periodogram(x32, fs="1"), ConfigError, "fs"),
+    (lambda: welch(x32), ConfigError, "nperseg=256"),
+    (lambda: welch(x32, nperseg=0), ConfigError, "nperseg=0"),
+    (lambda: welch(x32, nperseg=8, noverlap=8), ConfigError, "noverlap=8"),
+    (lambda: welch(x32, nperseg=8, average="max"), ConfigError, "average='max'"),
+    (lambda: dominant_period(np.ones(1)), ShapeError, "at least 2 samples"),
+    (lambda: dominant_period(x32, fs=-1.0), ConfigError, "fs=-1.0"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "named"), BAD_SETTINGS)
+def test_bad_settings_raise_a_typed_error_naming_the_argument(call, error, named):
+    with pytest.raises(error, match=named.replace("(", r"\(").replace("[", r"\[")):
+        call()
+
+
+def test_bad_settings_are_refused_while_tracing_inside_an_outer_jit():
+    @jax.jit
+    def outer(x):
+        return rolling_mean(x, 50)
+
+    with pytest.raises(ConfigError, match="window=50"):
+        outer(x32)

@@ -1,0 +1,298 @@
+"""Drift statistics equal scipy (KS, Wasserstein) and a direct numpy PSI, on random and real data.
+
+Every call goes through the jitted function; oracles run in float64 on the same values.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+import scipy.stats
+import statsmodels.api as sm
+from sklearn.datasets import load_diabetes, load_iris
+
+from liam_core import ConfigError, EmptyInputError, InvalidTypeError, ShapeError
+from liam_core.algebra import ks_statistic, psi, wasserstein_1d
+
+# Absolute tolerance against the float64 oracle. KS is a difference of two fractions
+# (two roundings); Wasserstein and PSI are sums of up to ~1e3 rounded terms; values are O(1)
+# after scaling by the data's spread (see ``scale``).
+TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+# (reference shape, current shape): 1-D and 2-D, equal and unequal sizes, even and odd.
+SAMPLE_SHAPES = [((50,), (73,)), ((200,), (200,)), ((64, 1), (41, 1)), ((101, 7), (80, 7))]
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
+def dtype(request):
+    if request.param == np.float64:
+        with jax.enable_x64(True):
+            yield request.param
+    else:
+        yield request.param
+
+
+def samples(rng, shapes, dtype, ties=False):
+    """A reference sample and a shifted, wider current sample (rounded to force ties)."""
+    reference = rng.normal(size=shapes[0])
+    current = 0.3 + 1.2 * rng.normal(size=shapes[1])
+    if ties:
+        reference, current = np.round(reference, 1), np.round(current, 1)
+    return reference.astype(dtype), current.astype(dtype)
+
+
+def per_column(fn, *arrays):
+    """A 1-D oracle on 1-D samples, or on every column of 2-D samples."""
+    arrays = [None if a is None else np.asarray(a, np.float64) for a in arrays]
+    if arrays[0].ndim == 1:
+        return np.float64(fn(*arrays))
+    columns = arrays[0].shape[1]
+    return np.array([fn(*(None if a is None else a[:, j] for a in arrays)) for j in range(columns)])
+
+
+def assert_matches(actual, expected, dtype, scale=1.0):
+    actual = np.asarray(actual)
+    assert actual.dtype == dtype
+    assert actual.shape == np.shape(expected)
+    np.testing.assert_allclose(actual, expected, rtol=TOL[dtype], atol=TOL[dtype] * scale)
+
+
+def numpy_psi(reference, current, bins=10, eps=1e-6):
+    """The documented PSI convention, written directly in numpy (1-D samples)."""
+    edges = np.quantile(reference, np.arange(1, bins) / bins)
+    expected = np.bincount(np.digitize(reference, edges), minlength=bins) / reference.size
+    actual = np.bincount(np.digitize(current, edges), minlength=bins) / current.size
+    expected, actual = np.maximum(expected, eps), np.maximum(actual, eps)
+    return np.sum((actual - expected) * np.log(actual / expected))
+
+
+# --- Kolmogorov-Smirnov --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+@pytest.mark.parametrize("shapes", SAMPLE_SHAPES)
+def test_ks_statistic_matches_scipy_ks_2samp(rng, shapes, ties, dtype):
+    reference, current = samples(rng, shapes, dtype, ties)
+    expected = per_column(lambda a, b: scipy.stats.ks_2samp(a, b).statistic, reference, current)
+    assert_matches(ks_statistic(reference, current), expected, dtype)
+
+
+def test_ks_statistic_is_zero_for_identical_and_one_for_disjoint_samples(rng, dtype):
+    a = rng.normal(size=(40, 3)).astype(dtype)
+    assert np.all(np.asarray(ks_statistic(a, a)) == 0)
+    np.testing.assert_allclose(ks_statistic(a, a + 100), 1, rtol=2 * np.finfo(dtype).eps)
+
+
+def test_ks_statistic_counts_ties_as_scipy_does(dtype):
+    reference = np.array([1, 1, 1, 2, 2, 3], dtype)
+    current = np.array([1, 2, 2, 2, 3, 3, 3, 3], dtype)
+    expected = scipy.stats.ks_2samp(reference, current).statistic
+    assert float(ks_statistic(reference, current)) == pytest.approx(expected, abs=TOL[dtype])
+
+
+# --- Wasserstein ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shapes", "weighted"),
+    [
+        (SAMPLE_SHAPES[0], False),
+        (SAMPLE_SHAPES[1], True),
+        (SAMPLE_SHAPES[2], True),
+        (SAMPLE_SHAPES[3], True),
+    ],
+)
+def test_wasserstein_1d_matches_scipy(rng, shapes, weighted, dtype):
+    u, v = samples(rng, shapes, dtype, ties=weighted)
+    u_weights = rng.uniform(0, 3, size=u.shape).astype(dtype) if weighted else None
+    v_weights = rng.uniform(0, 3, size=v.shape).astype(dtype) if weighted else None
+    expected = per_column(scipy.stats.wasserstein_distance, u, v, u_weights, v_weights)
+    assert_matches(wasserstein_1d(u, v, u_weights, v_weights), expected, dtype)
+
+
+def test_wasserstein_1d_weights_may_be_given_for_one_side_only(rng, dtype):
+    u, v = samples(rng, ((30,), (45,)), dtype)
+    weights = rng.uniform(0, 1, size=30).astype(dtype)
+    expected = scipy.stats.wasserstein_distance(u, v, u_weights=weights)
+    assert_matches(wasserstein_1d(u, v, u_weights=weights), expected, dtype)
+
+
+def test_wasserstein_1d_of_a_shifted_sample_is_the_shift(rng, dtype):
+    u = rng.normal(size=(300, 2)).astype(dtype)
+    result = np.asarray(wasserstein_1d(u, u + dtype(2.5)))
+    np.testing.assert_allclose(result, 2.5, rtol=TOL[dtype] * 10)
+    assert np.all(np.asarray(wasserstein_1d(u, u)) == 0)
+
+
+@pytest.mark.parametrize(
+    "weights", [[1.0, -1.0, 1.0], [0.0, 0.0, 0.0]], ids=["negative", "zero-sum"]
+)
+def test_wasserstein_1d_with_invalid_weights_is_nan(weights):
+    # Weights are runtime values: they cannot raise inside a jitted program.
+    u = np.array([0.0, 1.0, 2.0], np.float32)
+    assert np.isnan(float(wasserstein_1d(u, u + 1, u_weights=np.array(weights, np.float32))))
+
+
+# --- PSI -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shapes", "bins", "eps"),
+    [
+        (SAMPLE_SHAPES[0], 10, 1e-6),
+        (SAMPLE_SHAPES[1], 4, 1e-4),
+        (SAMPLE_SHAPES[2], 10, 1e-6),
+        # 20 bins of 101 observations: edges fall on observations (numpy's float64
+        # positions put each just above it).
+        (SAMPLE_SHAPES[3], 20, 1e-3),
+    ],
+)
+def test_psi_matches_the_direct_numpy_formula(rng, shapes, bins, eps, dtype):
+    reference, current = samples(rng, shapes, dtype)
+    expected = per_column(lambda a, b: numpy_psi(a, b, bins, eps), reference, current)
+    assert_matches(psi(reference, current, bins=bins, eps=eps), expected, dtype, scale=10)
+
+
+def test_psi_with_heavily_tied_values_matches_numpy(rng, dtype):
+    # Tied quantiles make empty bins on both sides: each adds (eps - eps) * log(1) = 0.
+    reference = rng.integers(0, 4, size=500).astype(dtype)
+    current = rng.integers(0, 5, size=300).astype(dtype)
+    assert_matches(psi(reference, current), numpy_psi(reference, current), dtype, scale=10)
+
+
+def test_psi_is_zero_for_identical_samples_and_large_for_a_shifted_one(rng, dtype):
+    reference = rng.normal(size=(1_000, 3)).astype(dtype)
+    assert np.all(np.asarray(psi(reference, reference)) == 0)
+    resampled = rng.normal(size=(1_000, 3)).astype(dtype)
+    assert np.all(np.asarray(psi(reference, resampled)) < 0.1)  # same law: "stable"
+    shifted = reference + dtype(1.0)
+    assert np.all(np.asarray(psi(reference, shifted)) > 0.25)  # "major shift"
+
+
+def test_drift_statistics_propagate_nan():
+    clean = np.arange(10.0, dtype=np.float32)
+    dirty = clean.copy()
+    dirty[3] = np.nan
+    for statistic in (ks_statistic, wasserstein_1d, psi):
+        assert np.isnan(float(statistic(clean, dirty)))
+        assert np.isnan(float(statistic(dirty, clean)))
+
+
+def test_mixed_float_dtypes_promote_to_the_wider_one(rng):
+    with jax.enable_x64(True):
+        a = rng.normal(size=20).astype(np.float32)
+        b = rng.normal(size=25)
+        for statistic in (ks_statistic, wasserstein_1d, psi):
+            assert statistic(a, b).dtype == np.float64
+            assert statistic(a, np.arange(7)).dtype == np.float32  # integers take a's float
+
+
+# --- real data -----------------------------------------------------------------------------
+
+
+def halves(data):
+    """First and second half of the rows: a 'reference' period and a 'current' period."""
+    middle = data.shape[0] // 2
+    return data[:middle], data[middle:]
+
+
+REAL_PAIRS = {
+    # Two halves of the same tabular sample: little drift.
+    "diabetes-halves": lambda: halves(load_diabetes().data),
+    # Setosa against versicolor flowers: the petal columns do not overlap at all.
+    "iris-setosa-vs-versicolor": lambda: (load_iris().data[:50], load_iris().data[50:100]),
+    # Sunspot numbers 1700-1853 against 1854-2008.
+    "sunspots-halves": lambda: halves(
+        sm.datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy()
+    ),
+    # Weekly CO2, 1958-1979 against 1980-2001: a rising level, drift everywhere.
+    "co2-halves": lambda: halves(sm.datasets.co2.load_pandas().data["co2"].dropna().to_numpy()),
+}
+
+
+# Each pair in one dtype (the tabular diabetes data in both), to bound the compile time.
+REAL_CASES = [
+    ("diabetes-halves", np.float32),
+    ("diabetes-halves", np.float64),
+    ("iris-setosa-vs-versicolor", np.float64),
+    ("sunspots-halves", np.float64),
+    ("co2-halves", np.float32),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype"), REAL_CASES, ids=[f"{n}-{d.__name__}" for n, d in REAL_CASES]
+)
+def test_drift_statistics_match_their_oracles_on_real_data(name, dtype):
+    with jax.enable_x64(dtype == np.float64):
+        check_drift_statistics_on(*(np.asarray(a, dtype) for a in REAL_PAIRS[name]()), dtype)
+
+
+def check_drift_statistics_on(reference, current, dtype):
+    scale = float(np.max(np.abs(np.concatenate([reference, current]))))
+    assert_matches(
+        ks_statistic(reference, current),
+        per_column(lambda a, b: scipy.stats.ks_2samp(a, b).statistic, reference, current),
+        dtype,
+    )
+    assert_matches(
+        wasserstein_1d(reference, current),
+        per_column(scipy.stats.wasserstein_distance, reference, current),
+        dtype,
+        scale=scale,
+    )
+    assert_matches(
+        psi(reference, current), per_column(numpy_psi, reference, current), dtype, scale=20
+    )
+
+
+def test_iris_petals_separate_the_species_completely():
+    setosa, versicolor = load_iris().data[:50], load_iris().data[50:100]
+    petal_length, petal_width = 2, 3
+    ks = np.asarray(ks_statistic(setosa, versicolor))
+    assert ks[petal_length] == 1 and ks[petal_width] == 1
+    assert np.all(np.asarray(psi(setosa, versicolor))[[petal_length, petal_width]] > 10)
+
+
+def test_co2_drifts_more_than_two_halves_of_a_shuffled_sample(rng):
+    co2 = sm.datasets.co2.load_pandas().data["co2"].dropna().to_numpy(np.float32)
+    early, late = halves(co2)
+    mixed_early, mixed_late = halves(rng.permutation(co2))
+    assert (
+        float(ks_statistic(early, late)) > 0.9 > 0.1 > float(ks_statistic(mixed_early, mixed_late))
+    )
+    assert float(psi(early, late)) > 0.25 > 0.1 > float(psi(mixed_early, mixed_late))
+    assert float(wasserstein_1d(early, late)) > 10 * float(wasserstein_1d(mixed_early, mixed_late))
+
+
+# --- bad settings and shapes ---------------------------------------------------------------
+
+a10 = np.zeros(10, np.float32)
+
+BAD_INPUTS = [
+    # (call, error, the message names)
+    (lambda: psi(a10, a10, bins=1), ConfigError, "bins=1"),
+    (lambda: psi(a10, a10, bins=2.5), ConfigError, "bins"),
+    (lambda: psi(a10, a10, eps=0.0), ConfigError, "eps=0.0"),
+    (lambda: psi(a10, a10, eps=1.0), ConfigError, "eps=1.0"),
+    (lambda: psi(a10, a10, eps="small"), ConfigError, "eps"),
+    (lambda: ks_statistic(a10, np.zeros((10, 2))), ShapeError, r"shapes \(10,\) and \(10, 2\)"),
+    (
+        lambda: ks_statistic(np.zeros((5, 3)), np.zeros((5, 2))),
+        ShapeError,
+        "same number of columns",
+    ),
+    (lambda: ks_statistic(np.zeros((2, 2, 2)), np.zeros((2, 2, 2))), ShapeError, "reference"),
+    (lambda: ks_statistic(a10, np.zeros(0)), EmptyInputError, "current"),
+    (lambda: wasserstein_1d(np.zeros(0), a10), EmptyInputError, "u_values"),
+    (lambda: wasserstein_1d(a10, a10, u_weights=np.ones(9)), ShapeError, "u_weights"),
+    (lambda: wasserstein_1d(a10, a10, v_weights=np.ones((10, 1))), ShapeError, "v_weights"),
+    (lambda: psi(a10.astype(np.complex64), a10), InvalidTypeError, "reference"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "named"), BAD_INPUTS)
+def test_bad_settings_raise_a_typed_error_naming_the_argument(call, error, named):
+    with pytest.raises(error, match=named):
+        call()
