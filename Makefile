@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(PY) experiments/analyze.py
+	$(PY) experiments/train.py experiment=anomaly
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
@@ -34,6 +35,8 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/algebra.py
+	$(PY) benchmarks/alda.py
+	$(PY) benchmarks/train.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -328,3 +328,18 @@ def test_bad_batches_get_shape_errors(two_sharded, data):
         two_sharded.covariance((data[:10], data[:10]))
     with pytest.raises(ConfigError, match="fn must be callable"):
         two_sharded.reduce("sum", data[:10])
+
+
+# --------------------------------------------------------------------------- documentation
+
+
+@pytest.mark.parametrize("module", ["_plan", "_tree", "_labor_array"])
+def test_the_docstring_examples_run_and_print_what_they_say(module):
+    import doctest
+    import importlib
+
+    failures, attempted = doctest.testmod(
+        importlib.import_module(f"liam_core.alda.{module}"), optionflags=doctest.ELLIPSIS
+    )
+    assert attempted > 0
+    assert failures == 0

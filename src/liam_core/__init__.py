@@ -3,6 +3,7 @@
 from . import algebra as algebra
 from . import data as data
 from . import models as models
+from . import train as train
 from ._compiles import CompileCounter as CompileCounter
 from ._compiles import compiles_so_far as compiles_so_far
 from ._digest import digest as digest

@@ -120,7 +120,7 @@ def make_model() -> Any:
     import equinox as eqx
     import jax
 
-    return eqx.nn.MLP(N_FEATURES, 1, 32, 2, key=jax.random.key(0))
+    return eqx.nn.MLP(N_FEATURES, 1, 16, 1, key=jax.random.key(0))
 
 
 def example_loss(model: Any, example: Any) -> Any:

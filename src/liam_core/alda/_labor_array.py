@@ -31,6 +31,7 @@ MAX_IN_FLIGHT_LIMIT = 32
 """Queuing more than about 32 collective dispatches without blocking deadlocked (JAX-NOTES)."""
 
 ReadRows = Callable[[int, int], Any]
+_INT32_LIMIT = 2**31
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,12 +104,15 @@ class LaborArray:
         max_in_flight: at most this many dispatched collective programs run un-awaited
             (1..32); queuing more than about 32 collectives without blocking deadlocks XLA.
 
+    The examples assume 8 devices; on CPU, simulate them before any computation with
+    ``jax.config.update("jax_num_cpu_devices", 8)``.
+
     Example:
         >>> import numpy as np
         >>> from liam_core import digest
         >>> from liam_core.alda import LaborArray
         >>> x = np.random.default_rng(0).standard_normal((1000, 3)).astype(np.float32)
-        >>> len({digest(LaborArray(n).covariance(x)) for n in (1, 2, 4, 8)})  # one result
+        >>> len({digest(LaborArray(n).sum(x)) for n in (1, 2, 4, 8)})  # one result
         1
         >>> LaborArray(4).plan(1000).assignment().tolist()   # chunk -> device block
         [0, 1, 2, 3]
@@ -267,6 +271,12 @@ class LaborArray:
         if not callable(read_rows):
             raise ConfigError(f"read_rows must be callable, got {type(read_rows).__name__}")
         plan = self.plan(n_rows)
+        if plan.padded_rows >= _INT32_LIMIT:
+            raise ConfigError(
+                f"a batch of {n_rows} rows pads to {plan.padded_rows} rows on {self.n_blocks} "
+                f"device block(s); row indices are int32, so it must stay below {_INT32_LIMIT}: "
+                "split it into several batches (run_stream)"
+            )
         rows_per_block = plan.chunks_per_block * plan.chunk_size
         index_map = self._topology.block_sharding.addressable_devices_indices_map(
             (plan.n_blocks, plan.chunks_per_block, plan.chunk_size)

@@ -177,7 +177,7 @@ def plan_chunks(n_rows: int, *, chunk_size: int = DEFAULT_CHUNK_SIZE, n_blocks: 
         Plan: 1000 rows in chunks of 256 -> 4 chunks (last chunk 232 rows), 2 device block(s) x 2 chunk slot(s)
         block         chunks               rows  real rows  padded slots
             0            0-1              0-511        512             0
-            1            2-3           512-999        488             0
+            1            2-3            512-999        488             0
         reduction: pairwise tree over 4 leaves in chunk order; padding contributes -0.0 at the end
     """
     if isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 0:

@@ -25,9 +25,11 @@ from ._plan import next_power_of_two
 
 
 def additive_identity(dtype: Any) -> Any:
-    """The exact additive identity of ``dtype``: ``-0.0`` for floating and complex, else 0."""
+    """The exact additive identity of ``dtype``: ``-0.0`` (``-0-0j``) for floats, else 0."""
     dtype = np.dtype(dtype)
-    if np.issubdtype(dtype, np.inexact):
+    if np.issubdtype(dtype, np.complexfloating):
+        return np.array(complex(-0.0, -0.0), dtype=dtype)
+    if np.issubdtype(dtype, np.floating):
         return np.array(-0.0, dtype=dtype)
     return np.zeros((), dtype=dtype)
 

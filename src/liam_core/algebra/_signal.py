@@ -203,10 +203,10 @@ def detrend(x: jax.Array, type: str = "linear", axis: int = 0) -> jax.Array:
 # Rolling windows
 # ---------------------------------------------------------------------------------------
 
-# Terms a window sum adds in one fused pass. Longer windows are summed in levels of at
-# most this many terms (windows of windows), so the cost grows like log(window) passes,
-# the rounding error like _FLAT * levels, and nothing depends on the series length: no
-# global running sum, whose cancellation loses float32 accuracy on long series.
+# Terms a window sum adds in one pass. Longer windows are summed in levels of at most this
+# many terms (windows of windows), so the cost grows like log(window) passes, the rounding
+# error like _FLAT * levels, and nothing depends on the series length: no global running
+# sum, whose cancellation loses float32 accuracy on long series.
 _FLAT = 16
 
 Stats = tuple[jax.Array, ...]
@@ -225,6 +225,21 @@ def _slide(items: Stats, size: int, count: int, stride: int, combine: Combine) -
     """
     length = items[0].shape[0] - (count - 1) * stride
     if count <= _FLAT:
+        if combine is _add and stride > 1:
+            # Upper levels of a sum: XLA's reduce-window materialises its result, so a
+            # consumer that transposes (an FFT of every column) reads finished sums instead
+            # of recomputing the whole stencil in its own, cache-hostile order.
+            (item,) = items
+            total = lax.reduce_window(
+                item,
+                0,
+                lax.add,
+                (count,) + (1,) * (item.ndim - 1),
+                (1,) * item.ndim,
+                "VALID",
+                window_dilation=(stride,) + (1,) * (item.ndim - 1),
+            )
+            return (total,)
         acc = _slice_rows(items, 0, length)
         for term in range(1, count):
             acc = combine(acc, term * size, _slice_rows(items, term * stride, length), size)

@@ -153,15 +153,17 @@ def distributed(
         coordinator_address, num_processes, process_id = _check_process_args(
             coordinator_address, num_processes, process_id
         )
-    if cpu_devices is not None:
-        if isinstance(cpu_devices, bool) or not isinstance(cpu_devices, int) or cpu_devices < 1:
-            raise ConfigError(f"cpu_devices must be a positive int, got {cpu_devices!r}")
-        jax.config.update("jax_num_cpu_devices", cpu_devices)
+    if cpu_devices is not None and (
+        isinstance(cpu_devices, bool) or not isinstance(cpu_devices, int) or cpu_devices < 1
+    ):
+        raise ConfigError(f"cpu_devices must be a positive int, got {cpu_devices!r}")
     if jax.distributed.is_initialized():
         raise DistributedError(
             "the JAX distributed runtime is already started in this process; call distributed() "
             "once per process (jax.distributed.shutdown() to stop it)"
         )
+    if cpu_devices is not None:
+        jax.config.update("jax_num_cpu_devices", cpu_devices)
     try:
         jax.distributed.initialize(
             coordinator_address=coordinator_address,

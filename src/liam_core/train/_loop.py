@@ -1,0 +1,279 @@
+"""``fit``: the training loop: steps, evaluation, early stopping, checkpoints, metrics, a bar."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import optax
+
+from .._errors import ConfigError, InvalidTypeError, InvalidValueError
+from ..alda import LaborArray
+from ._checkpoint import Checkpoints
+from ._data import TrainData, fixed_batches
+from ._spec import TrainSpec
+from ._state import TrainState, new_rng
+from ._step import TrainStep
+from ._tracking import MetricsLog, Tracker
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """The outcome of :func:`fit`.
+
+    Attributes:
+        state: the final :class:`TrainState` (model, optimizer state, counters, RNG).
+        history: the metric records of the whole run (those of earlier, resumed-from parts
+            included when a metrics file is kept), each ``{"step": ..., <metric>: ...}``.
+        resumed_from: the step of the checkpoint the run continued from, or ``None``.
+        skipped_checkpoints: messages of the newer checkpoints that were corrupt and skipped.
+        steps_this_call: optimizer steps taken by this call.
+        seconds: wall time of this call's steps (compilation included).
+    """
+
+    state: TrainState
+    history: list[dict[str, Any]]
+    resumed_from: int | None
+    skipped_checkpoints: tuple[str, ...]
+    steps_this_call: int
+    seconds: float
+
+    @property
+    def model(self) -> eqx.Module:
+        """The trained model."""
+        return self.state.model
+
+    @property
+    def stopped_early(self) -> bool:
+        """Whether early stopping ended the run before ``spec.steps``."""
+        return self.state.stopped
+
+    def digest(self) -> str:
+        """The sha256 of the final state: equal for runs that computed the same bits."""
+        return self.state.digest()
+
+
+def _check_model(model: object) -> eqx.Module:
+    if not isinstance(model, eqx.Module):
+        raise InvalidTypeError(
+            f"model must be an Equinox module (e.g. from liam_core.models.make_model), got "
+            f"{type(model).__name__}"
+        )
+    return model
+
+
+def fit(
+    model: eqx.Module,
+    optimizer: optax.GradientTransformation,
+    examples: Any,
+    *,
+    labor: LaborArray,
+    spec: TrainSpec,
+    loss: Callable[[Any, Any], jax.Array] | None = None,
+    eval_examples: Any = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    metrics_path: str | os.PathLike[str] | None = None,
+    trackers: Sequence[Tracker] = (),
+    progress: bool = False,
+    stop_at: int | None = None,
+    on_step: Callable[[TrainState], None] | None = None,
+    checkpoint_metadata: Mapping[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``model`` with ``optimizer`` on ``examples``, resuming from a checkpoint if any.
+
+    Every step is a :class:`TrainStep`: the mean gradient of the per-example loss over a
+    batch of ``spec.batch_size`` rows through ALDA, then the optax update, so the run gives
+    the same bytes on every topology. With ``checkpoint_dir`` the run continues from the
+    newest usable checkpoint there (parameters, optimizer state, step, RNG, data position
+    and early-stopping counters), so a run killed at any step and started again ends with
+    the same bytes as one that never stopped, on the same or on another number of devices.
+
+    Args:
+        model: the initial model (ignored where a checkpoint is restored, except for its
+            structure).
+        optimizer: an optax ``GradientTransformation``.
+        examples: the training examples: an array (autoencoder) or a pytree ``(x, y)``.
+        labor: the :class:`~liam_core.alda.LaborArray` that computes the gradients.
+        spec: the :class:`TrainSpec` (steps, batch size, evaluation, early stopping, ...).
+        loss: a per-example ``loss(model, example)``; default: the model's built-in loss.
+        eval_examples: held-out examples, evaluated every ``spec.eval_every`` steps.
+        checkpoint_dir: where checkpoints are saved and restored (``None``: none).
+        metrics_path: the JSONL file of metric records (``None``: kept in memory only).
+        trackers: more receivers of every metric record (e.g. an :class:`MlflowTracker`).
+        progress: show a progress bar on stderr.
+        stop_at: stop (after saving a checkpoint) once this step is reached, as a preempted
+            job would; the next call continues.
+        on_step: called with the state after every step.
+        checkpoint_metadata: JSON-ready facts written into every checkpoint.
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        ConfigError: a setting is invalid, or the checkpoints belong to another model.
+        CheckpointError: checkpoints exist but none can be restored.
+        InvalidValueError: the loss became NaN or infinite.
+
+    Example:
+        >>> import numpy as np, optax
+        >>> from liam_core.alda import LaborArray
+        >>> from liam_core.models import make_model
+        >>> from liam_core.train import TrainSpec, fit
+        >>> x = np.random.default_rng(0).standard_normal((2048, 4)).astype(np.float32)
+        >>> spec = TrainSpec(steps=20, batch_size=512, eval_every=10, checkpoint_every=0)
+        >>> model = make_model("autoencoder", in_features=4, width=8, seed=0)
+        >>> result = fit(model, optax.adam(1e-2), x, labor=LaborArray(2), spec=spec,
+        ...              eval_examples=x[:512])
+        >>> result.state.step, [sorted(record) for record in result.history][-1]
+        (20, ['eval_loss', 'loss', 'step'])
+    """
+    model = _check_model(model)
+    if not isinstance(spec, TrainSpec):
+        raise InvalidTypeError(f"spec must be a TrainSpec, got {type(spec).__name__}")
+    if stop_at is not None and (
+        isinstance(stop_at, bool) or not isinstance(stop_at, int) or stop_at < 1
+    ):
+        raise ConfigError(f"stop_at must be an int >= 1 or None, got {stop_at!r}")
+    data = TrainData(examples, batch_size=spec.batch_size, shuffle=spec.shuffle)
+    step_fn = TrainStep(labor, optimizer, loss=loss)
+    template = TrainState(
+        model=model, opt_state=step_fn.init(model), step=0, position=0, rng=new_rng(spec.seed)
+    )
+
+    checkpoints = (
+        Checkpoints(checkpoint_dir, keep=spec.keep_checkpoints) if checkpoint_dir else None
+    )
+    try:
+        state, resumed_from, skipped = template, None, ()
+        data_order = {"rows": data.n_rows, "batch_size": spec.batch_size, "shuffle": spec.shuffle}
+        if checkpoints is not None:
+            restored = checkpoints.restore_latest(template)
+            if restored.state is not None and restored.step is not None:
+                _check_data_order(checkpoints, restored.step, data_order)
+                state, resumed_from = restored.state, restored.step
+            skipped = tuple(str(error) for error in restored.skipped)
+        metadata = {"data_order": data_order, **(checkpoint_metadata or {})}
+        log = MetricsLog(metrics_path, resume_step=state.step) if metrics_path else None
+        history = log.records() if log is not None else []
+        sinks: list[Any] = [*([log] if log is not None else []), *trackers]
+        eval_batches = (
+            [
+                (step_fn.put(batch), n_rows)
+                for batch, n_rows in fixed_batches(eval_examples, spec.batch_size)
+            ]
+            if eval_examples is not None and spec.eval_every
+            else []
+        )
+        started, first_step = time.perf_counter(), state.step
+        state = _loop(
+            state, step_fn, data, spec, eval_batches, sinks, history, checkpoints,
+            progress=progress, stop_at=stop_at, on_step=on_step,
+            metadata=metadata,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+    finally:
+        if checkpoints is not None:
+            checkpoints.close()
+    return TrainResult(
+        state=state,
+        history=history,
+        resumed_from=resumed_from,
+        skipped_checkpoints=skipped,
+        steps_this_call=state.step - first_step,
+        seconds=seconds,
+    )
+
+
+def _loop(
+    state: TrainState,
+    step_fn: TrainStep,
+    data: TrainData,
+    spec: TrainSpec,
+    eval_batches: list[tuple[Any, int]],
+    sinks: list[Any],
+    history: list[dict[str, Any]],
+    checkpoints: Checkpoints | None,
+    *,
+    progress: bool,
+    stop_at: int | None,
+    on_step: Callable[[TrainState], None] | None,
+    metadata: Mapping[str, Any] | None,
+) -> TrainState:
+    from tqdm.auto import tqdm
+
+    last = spec.steps if stop_at is None else min(spec.steps, stop_at)
+    saved = set(checkpoints.steps) if checkpoints is not None else set()
+    model, opt_state = state.model, state.opt_state
+    with tqdm(
+        total=spec.steps, initial=state.step, unit="step", leave=False, disable=not progress
+    ) as bar:
+        while not state.stopped and state.step < last:
+            batch = data.batch(state.position, rng=state.rng)
+            model, opt_state, loss = step_fn(model, opt_state, batch)
+            step = state.step + 1
+            record: dict[str, float] = {}
+            if step % spec.log_every == 0 or step == spec.steps:
+                record["loss"] = _finite(float(jax.device_get(loss)), "training loss", step)
+                bar.set_postfix(loss=f"{record['loss']:.4g}", refresh=False)
+            best = (state.best_eval, state.best_step, state.evals_since_best)
+            stopped = False
+            if eval_batches and step % spec.eval_every == 0:
+                eval_loss = _finite(step_fn.evaluate(model, eval_batches), "eval loss", step)
+                record["eval_loss"] = eval_loss
+                if eval_loss < best[0] - spec.min_delta:
+                    best = (eval_loss, step, 0)
+                else:
+                    best = (best[0], best[1], best[2] + 1)
+                stopped = spec.patience is not None and best[2] >= spec.patience
+            state = TrainState(
+                model=model,
+                opt_state=opt_state,
+                step=step,
+                position=state.position + 1,
+                rng=state.rng,
+                best_eval=best[0],
+                best_step=best[1],
+                evals_since_best=best[2],
+                stopped=stopped,
+            )
+            if record:
+                history.append({"step": step, **record})
+                for sink in sinks:
+                    sink.log_metrics(step, record)
+            due = spec.checkpoint_every and step % spec.checkpoint_every == 0
+            if checkpoints is not None and (due or stopped or step == last):
+                if step not in saved:
+                    checkpoints.save(state, metadata=metadata)
+                    saved.add(step)
+            bar.update(1)
+            if on_step is not None:
+                on_step(state)
+    return state
+
+
+def _check_data_order(checkpoints: Checkpoints, step: int, data_order: dict[str, Any]) -> None:
+    """A resumed run must see the batches the interrupted one would have seen."""
+    saved = checkpoints.metadata(step).get("data_order")
+    if saved is not None and saved != data_order:
+        raise ConfigError(
+            f"the checkpoint of step {step} in {checkpoints.directory} was written by a run "
+            f"whose training data and order were {saved}; this run has {data_order}. "
+            "Resume with the same data, train.batch_size and train.shuffle, or train in a new "
+            "output folder"
+        )
+
+
+def _finite(value: float, what: str, step: int) -> float:
+    if not math.isfinite(value):
+        raise InvalidValueError(
+            f"the {what} is {value} at step {step}: training diverged or the data hold bad "
+            "values (a class label outside [0, n_classes) gives NaN); lower "
+            "optim.learning_rate or check the data"
+        )
+    return value
