@@ -20,7 +20,8 @@ from .analysis import AnalyzeSettings, PipelineSpec
 from .data import DataSpec
 from .mesh import MeshSpec
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
+# Shipped inside the package, so installed wheels (Colab) compose the same configs.
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def _plain(cfg: Any, where: str) -> Any:
