@@ -52,7 +52,7 @@ def main() -> None:
     # 4. Binary codes: nearest wines by Hamming distance between 256-bit sign hashes.
     hyperplanes = algebra.random_hyperplanes(13, 256, key=jax.random.key(0))
     codes = algebra.sign_hash(standardized, hyperplanes)
-    distances, neighbours = algebra.hamming_topk(codes[:3], codes, k=3)
+    _, neighbours = algebra.hamming_topk(codes[:3], codes, k=3)
     print(f"wine 256-bit codes: nearest of rows 0-2 {np.asarray(neighbours)[:, 1].tolist()}")
 
     # 5. Drift: the first and the second half of the detrended CO2 series.

@@ -208,13 +208,7 @@ def analyze(
     reference, current = windows.reference(), windows.current()
     drift = {
         "ks": np.asarray(algebra.ks_statistic(reference, current), np.float64),
-        "wasserstein": np.asarray(
-            [
-                algebra.wasserstein_1d(reference[:, j], current[:, j])
-                for j in range(len(schema.names))
-            ],
-            np.float64,
-        ),
+        "wasserstein": np.asarray(algebra.wasserstein_1d(reference, current), np.float64),
         "psi": np.asarray(algebra.psi(reference, current, bins=pipeline.drift_bins), np.float64),
     }
 

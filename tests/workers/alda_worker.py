@@ -345,7 +345,7 @@ def run_loop(options: argparse.Namespace) -> None:
     deadline = time.monotonic() + options.seconds
     tick = 0
     while time.monotonic() < deadline:
-        jax.block_until_ready(labor.covariance(batch))
+        jax.block_until_ready(labor.sum(batch))
         tick += 1
         print(f"tick {tick}", flush=True)
     print("deadline reached without losing a peer", file=sys.stderr, flush=True)

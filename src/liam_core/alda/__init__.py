@@ -5,6 +5,7 @@ kernel per chunk on ``pmap`` or ``shard_map`` and adds partials in one canonical
 pairwise tree of :func:`reduce_tree`.
 """
 
+from ._executors import Topology as Topology
 from ._labor_array import ChunkedBatch as ChunkedBatch
 from ._labor_array import LaborArray as LaborArray
 from ._plan import DEFAULT_CHUNK_SIZE as DEFAULT_CHUNK_SIZE

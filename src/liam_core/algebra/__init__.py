@@ -5,23 +5,16 @@ Every operation is a pure jitted function; stateful ones also exist as
 """
 
 from . import transforms as transforms
-from ._transform import Transform as Transform
-from ._transform import chain as chain
-from ._transform import identity as identity
-from ._transform import stateless as stateless
-
-# --- signal (algebra/_signal.py) ---
-from ._signal import convolve as convolve
-from ._signal import detrend as detrend
-from ._signal import dominant_period as dominant_period
-from ._signal import periodogram as periodogram
-from ._signal import rolling_mean as rolling_mean
-from ._signal import rolling_std as rolling_std
-from ._signal import standardize as standardize
-from ._signal import welch as welch
-# --- end signal ---
-
-# --- linalg and patterns (algebra/_linalg.py) ---
+from ._binary import binary_rank as binary_rank
+from ._binary import hamming as hamming
+from ._binary import hamming_topk as hamming_topk
+from ._binary import pack_bits as pack_bits
+from ._binary import popcount as popcount
+from ._binary import random_hyperplanes as random_hyperplanes
+from ._binary import sign_hash as sign_hash
+from ._binary import unpack_bits as unpack_bits
+from ._binary import xor as xor
+from ._facade import BinaryAlgebra as BinaryAlgebra
 from ._linalg import PCAState as PCAState
 from ._linalg import WhiteningState as WhiteningState
 from ._linalg import cond as cond
@@ -36,24 +29,18 @@ from ._linalg import random_projection_matrix as random_projection_matrix
 from ._linalg import svd_patterns as svd_patterns
 from ._linalg import whiten as whiten
 from ._linalg import whitening_fit as whitening_fit
-# --- end linalg ---
-
-# --- binary codes (algebra/_binary.py) ---
-from ._binary import binary_rank as binary_rank
-from ._binary import hamming as hamming
-from ._binary import hamming_topk as hamming_topk
-from ._binary import pack_bits as pack_bits
-from ._binary import popcount as popcount
-from ._binary import random_hyperplanes as random_hyperplanes
-from ._binary import sign_hash as sign_hash
-from ._binary import unpack_bits as unpack_bits
-from ._binary import xor as xor
-# --- end binary ---
-
-# --- drift statistics (algebra/_stats.py) ---
+from ._signal import convolve as convolve
+from ._signal import detrend as detrend
+from ._signal import dominant_period as dominant_period
+from ._signal import periodogram as periodogram
+from ._signal import rolling_mean as rolling_mean
+from ._signal import rolling_std as rolling_std
+from ._signal import standardize as standardize
+from ._signal import welch as welch
 from ._stats import ks_statistic as ks_statistic
 from ._stats import psi as psi
 from ._stats import wasserstein_1d as wasserstein_1d
-# --- end stats ---
-
-from ._facade import BinaryAlgebra as BinaryAlgebra
+from ._transform import Transform as Transform
+from ._transform import chain as chain
+from ._transform import identity as identity
+from ._transform import stateless as stateless
