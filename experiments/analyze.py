@@ -7,43 +7,16 @@ python experiments/analyze.py -m mesh=cpu1,cpu8,cpu4x2 # same digests on every m
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from liam_core import LiamError
 from liam_core.analysis import run_analysis
-from liam_core.config import CONFIG_DIR, analyze_settings
+from liam_core.config import CONFIG_DIR, analyze_settings, run_hydra_job
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> dict | None:
-    try:
-        settings = analyze_settings(cfg)
-    except LiamError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    hydra_config = HydraConfig.get()
-    if hydra_config.mode == RunMode.MULTIRUN:
-        # JAX fixes the device count when its backend starts, and Hydra's basic launcher
-        # runs every job in this one process: run each job as a single run of its own.
-        command = [sys.executable, __file__, *hydra_config.overrides.task]
-        command.append(f"hydra.run.dir='{settings.output_dir}'")
-        returncode = subprocess.call(command)
-        if returncode:
-            sys.exit(returncode)
-        return None
-    try:
-        results = run_analysis(settings)
-    except LiamError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    print(summary(results))
-    return results
+    return run_hydra_job(cfg, __file__, analyze_settings, run_analysis, summary)
 
 
 def summary(results: dict) -> str:

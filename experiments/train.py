@@ -11,45 +11,19 @@ Started again with the same `hydra.run.dir`, a run resumes from its newest usabl
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from liam_core import LiamError
-from liam_core.config import CONFIG_DIR, train_settings
+from liam_core.config import CONFIG_DIR, run_hydra_job, train_settings
 from liam_core.train import run_training
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> dict | None:
-    try:
-        settings = train_settings(cfg)
-    except LiamError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     # Orbax logs every step of every save at INFO through absl; Hydra shows INFO by default.
     logging.getLogger("absl").setLevel(logging.WARNING)
-    hydra_config = HydraConfig.get()
-    if hydra_config.mode == RunMode.MULTIRUN:
-        # JAX fixes the device count when its backend starts, and Hydra's basic launcher
-        # runs every job in this one process: run each job as a single run of its own.
-        command = [sys.executable, __file__, *hydra_config.overrides.task]
-        command.append(f"hydra.run.dir='{settings.output_dir}'")
-        returncode = subprocess.call(command)
-        if returncode:
-            sys.exit(returncode)
-        return None
-    try:
-        report = run_training(settings)
-    except LiamError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    print(summary(report))
-    return report
+    return run_hydra_job(cfg, __file__, train_settings, run_training, summary)
 
 
 def summary(report: dict) -> str:

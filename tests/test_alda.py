@@ -147,12 +147,12 @@ def test_map_takes_and_returns_pytrees(data, two_sharded):
 def test_map_through_an_algebra_pipeline_matches_one_device(data, one, three):
     from liam_core.algebra import chain, stateless
 
-    pipeline = chain(
-        stateless(jnp.tanh), stateless(lambda rows: rows @ jnp.ones((6, 2), jnp.float32))
-    )
+    weights = jnp.ones((6, 2), jnp.float32)
+    pipeline = chain(stateless(jnp.tanh), stateless(lambda rows: rows @ weights))
+    state = pipeline.init(jnp.zeros((1, 6), jnp.float32))
 
     def apply(rows):
-        return pipeline.apply((), rows) if False else pipeline.apply(((), ()), rows)
+        return pipeline.apply(state, rows)
 
     assert digest(one.map(apply, data[:2000])) == digest(three.map(apply, data[:2000]))
 

@@ -1,7 +1,9 @@
 """liam-core: a JAX-native array pipeline for operational metrics and signals."""
 
+from . import alda as alda
 from . import algebra as algebra
 from . import data as data
+from . import mesh as mesh
 from . import models as models
 from . import train as train
 from ._compiles import CompileCounter as CompileCounter
@@ -17,6 +19,9 @@ from ._errors import LiamError as LiamError
 from ._errors import MissingMetricError as MissingMetricError
 from ._errors import ShapeError as ShapeError
 from ._errors import UnknownMetricError as UnknownMetricError
+from .alda import LaborArray as LaborArray
+from .alda import Plan as Plan
+from .alda import plan_chunks as plan_chunks
 from .algebra import BinaryAlgebra as BinaryAlgebra
 from .engine import LaborIntelligenceEngine as LaborIntelligenceEngine
 from .engine import Schema as Schema

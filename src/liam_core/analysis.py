@@ -381,16 +381,6 @@ class AnalyzeSettings:
     resolved_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def labor_array_for(spec: MeshSpec) -> LaborArray:
-    """The :class:`LaborArray` a :class:`MeshSpec` describes, over every device it names."""
-    mesh = spec.make_mesh()
-    if spec.executor == "pmap":
-        return LaborArray(list(mesh.devices.flat), executor="pmap", chunk_size=spec.chunk_size)
-    return LaborArray(
-        mesh, executor="shard_map", chunk_size=spec.chunk_size, data_axis=spec.data_axis
-    )
-
-
 def run_analysis(settings: AnalyzeSettings) -> dict[str, Any]:
     """The main job: set up devices, analyze the data, write the report and plots.
 
@@ -412,7 +402,7 @@ def run_analysis(settings: AnalyzeSettings) -> dict[str, Any]:
             process_id=processes.process_id,
             heartbeat_timeout_s=processes.heartbeat_timeout_s,
         )
-    labor = labor_array_for(settings.mesh)
+    labor = LaborArray.from_spec(settings.mesh)
     opened = open_source(settings.data, batch_size=settings.pipeline.batch_size)
     progress = None
     if settings.progress:

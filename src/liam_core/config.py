@@ -8,14 +8,18 @@ done from Python or a notebook with :class:`~liam_core.mesh.MeshSpec`,
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ._errors import ConfigError
+from ._errors import ConfigError, LiamError
 from .analysis import AnalyzeSettings, PipelineSpec
 from .data import DataSpec
 from .mesh import MeshSpec
@@ -141,3 +145,35 @@ def train_settings(cfg: DictConfig) -> Any:
         resolved_config=plain,
         stop_at=stop_at,
     )
+
+
+def run_hydra_job(
+    cfg: DictConfig,
+    script: str,
+    settings_from: Callable[[DictConfig], Any],
+    run: Callable[[Any], dict],
+    summary: Callable[[dict], str],
+) -> dict | None:
+    """The body of an ``@hydra.main`` entry point: typed settings, run, one-line errors.
+
+    A ``LiamError`` (a bad config, file or value) prints one ``error:`` line and exits with
+    status 2, without a traceback. In a multirun each job runs as a single run in a child
+    process: JAX fixes the device count when its backend starts, and Hydra's basic launcher
+    runs every job in the launching process.
+    """
+    try:
+        settings = settings_from(cfg)
+        hydra_config = HydraConfig.get()
+        if hydra_config.mode == RunMode.MULTIRUN:
+            command = [sys.executable, script, *hydra_config.overrides.task]
+            command.append(f"hydra.run.dir='{settings.output_dir}'")
+            returncode = subprocess.call(command)
+            if returncode:
+                sys.exit(returncode)
+            return None
+        result = run(settings)
+    except LiamError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(summary(result))
+    return result

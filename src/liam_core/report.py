@@ -7,47 +7,14 @@ Nothing is pickled: the report is JSON, the config YAML, the plots PNG.
 from __future__ import annotations
 
 import json
-import math
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._files import to_jsonable, write_atomically
 from .data import Batch
-
-
-def _jsonable(value: Any) -> Any:
-    """Numbers, arrays and containers as JSON values (inf and NaN as strings, as JSON lacks them)."""
-    if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def write_atomically(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write(results: Mapping[str, Any], output_dir: Path, config: Mapping[str, Any]) -> dict:
@@ -58,10 +25,10 @@ def write(results: Mapping[str, Any], output_dir: Path, config: Mapping[str, Any
     }
     paths = {
         "report": write_atomically(
-            output_dir / "report.json", json.dumps(_jsonable(report), indent=2).encode()
+            output_dir / "report.json", json.dumps(to_jsonable(report), indent=2).encode()
         ),
         "config": write_atomically(
-            output_dir / "config.json", json.dumps(_jsonable(config), indent=2).encode()
+            output_dir / "config.json", json.dumps(to_jsonable(config), indent=2).encode()
         ),
     }
     paths.update(_plots(results, output_dir))

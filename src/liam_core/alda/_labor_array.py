@@ -23,6 +23,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from .._errors import ConfigError, DistributedError, ShapeError
+from ..mesh import MeshSpec
 from . import _kernels as kernels
 from ._executors import Executor, Topology, resolve_topology, tree_then
 from ._plan import DEFAULT_CHUNK_SIZE, Plan, check_positive_int, plan_chunks
@@ -140,6 +141,18 @@ class LaborArray:
             executor = "shard_map" if given_mesh else "pmap"
         self._executor = Executor(self._topology, executor)
         self._in_flight: collections.deque[jax.Array] = collections.deque()
+
+    @classmethod
+    def from_spec(cls, spec: MeshSpec) -> LaborArray:
+        """The ``LaborArray`` a :class:`~liam_core.mesh.MeshSpec` describes, over all its devices.
+
+        The spec is validated against the devices present (a mesh that would leave devices
+        idle is refused); ``pmap`` runs the devices as a list, ``shard_map`` as the mesh.
+        """
+        mesh = spec.make_mesh()
+        if spec.executor == "pmap":
+            return cls(list(mesh.devices.flat), executor="pmap", chunk_size=spec.chunk_size)
+        return cls(mesh, executor="shard_map", chunk_size=spec.chunk_size, data_axis=spec.data_axis)
 
     # ----------------------------------------------------------------- properties
 

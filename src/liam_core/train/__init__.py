@@ -16,7 +16,6 @@ from ._data import TrainData as TrainData
 from ._job import TaskSpec as TaskSpec
 from ._job import TrackingSpec as TrackingSpec
 from ._job import TrainSettings as TrainSettings
-from ._job import labor_array_for_mesh as labor_array_for_mesh
 from ._job import run_training as run_training
 from ._loop import TrainResult as TrainResult
 from ._loop import fit as fit

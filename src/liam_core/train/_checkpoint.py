@@ -33,8 +33,8 @@ import numpy as np
 
 from .._digest import digest
 from .._errors import ConfigError, LiamError
+from .._files import write_atomically
 from ._state import TrainState, leaf_names
-from ._tracking import write_atomically
 
 LOGGER = logging.getLogger("liam_core.train")
 FORMAT = "liam-core/train-checkpoint/1"

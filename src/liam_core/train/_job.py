@@ -34,6 +34,7 @@ import optax
 
 from .._digest import digest
 from .._errors import ConfigError, EmptyInputError, InvalidTypeError
+from .._files import to_jsonable, write_atomically
 from ..alda import LaborArray
 from ..data import (
     ANOMALY_KINDS,
@@ -50,7 +51,7 @@ from ._anomaly import anomaly_scores, detection_quality, explain_top_anomalies
 from ._loop import TrainResult, fit
 from ._spec import TrainSpec
 from ._step import check_optimizer
-from ._tracking import TRACKING, MlflowTracker, flatten_params, write_atomically
+from ._tracking import TRACKING, MlflowTracker, flatten_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,16 +151,6 @@ class TrainSettings:
     stop_at: int | None = None
 
 
-def labor_array_for_mesh(spec: MeshSpec) -> LaborArray:
-    """The :class:`LaborArray` over every device a :class:`MeshSpec` names."""
-    mesh = spec.make_mesh()
-    if spec.executor == "pmap":
-        return LaborArray(list(mesh.devices.flat), executor="pmap", chunk_size=spec.chunk_size)
-    return LaborArray(
-        mesh, executor="shard_map", chunk_size=spec.chunk_size, data_axis=spec.data_axis
-    )
-
-
 def _load(spec: DataSpec) -> tuple[Batch, str]:
     opened = open_source(spec, batch_size=65_536)
     batches = list(opened.batches())
@@ -256,7 +247,7 @@ def run_training(settings: TrainSettings) -> dict[str, Any]:
             "the training job runs in one process (its checkpoints are written by one "
             "writer); use a single-process mesh such as mesh=cpu8 or mesh=gpu"
         )
-    labor = labor_array_for_mesh(settings.mesh)
+    labor = LaborArray.from_spec(settings.mesh)
     batch, description = _load(settings.data)
     task, train = settings.task, settings.train
     n_rows = batch.n_rows
@@ -491,22 +482,6 @@ def _downsample_max(values: np.ndarray, points: int) -> list[float]:
     return padded.reshape(-1, width).max(axis=1).tolist()
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def _write(
     report: dict[str, Any], result: TrainResult, output_dir: Path, config: Mapping[str, Any]
 ) -> dict[str, str]:
@@ -525,11 +500,11 @@ def _write(
             curves["scores"], curves["threshold"], output_dir / "anomaly_scores.png"
         )
     paths["config"] = write_atomically(
-        output_dir / "config.json", json.dumps(_jsonable(config), indent=2).encode()
+        output_dir / "config.json", json.dumps(to_jsonable(config), indent=2).encode()
     )
     outputs = {name: str(path) for name, path in paths.items()}
     outputs["report"] = str(output_dir / "report.json")
     saved = {k: v for k, v in report.items() if k != "curves"}
     saved["outputs"] = outputs
-    write_atomically(output_dir / "report.json", json.dumps(_jsonable(saved), indent=2).encode())
+    write_atomically(output_dir / "report.json", json.dumps(to_jsonable(saved), indent=2).encode())
     return outputs

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ._tracking import write_atomically
+from .._files import write_atomically
 
 
 def _save(figure: Any, path: Path) -> Path:

@@ -15,7 +15,6 @@ import contextlib
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,23 +22,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .._errors import ConfigError
+from .._files import write_atomically
 
 TRACKING = ("jsonl", "mlflow")
 """Values of the ``tracking`` setting: ``jsonl`` only, or ``mlflow`` as well."""
-
-
-def write_atomically(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _json_number(value: float) -> float | str:
