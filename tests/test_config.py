@@ -169,3 +169,12 @@ def test_a_multirun_over_the_meshes_gives_equal_digests(tmp_path):
         assert {"scree.png", "spectra.png", "anomaly_scores.png", "config.json"} <= {
             output.name for output in path.parent.iterdir()
         }
+
+
+@pytest.mark.slow
+def test_the_main_job_runs_with_its_defaults(tmp_path):
+    result = _run(["progress=false", f"hydra.run.dir={tmp_path}"], tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["n_rows"] == 1_000_000 and report["mesh"]["name"] == "cpu8"
+    assert "outputs:" in result.stdout

@@ -311,3 +311,11 @@ BAD_INPUTS = [
 def test_bad_settings_raise_a_typed_error_naming_the_argument(call, error, named):
     with pytest.raises(error, match=named):
         call()
+
+
+def test_ks_statistic_handles_samples_whose_size_product_exceeds_int32():
+    rng = np.random.default_rng(5)
+    reference = rng.normal(size=(65_536, 2)).astype(np.float32)
+    current = (rng.normal(size=(65_536, 2)) + 0.05).astype(np.float32)
+    expected = [scipy.stats.ks_2samp(reference[:, j], current[:, j]).statistic for j in range(2)]
+    np.testing.assert_allclose(ks_statistic(reference, current), expected, rtol=1e-5)

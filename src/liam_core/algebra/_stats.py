@@ -137,7 +137,8 @@ def ks_statistic(reference: jax.Array, current: jax.Array) -> jax.Array:
     gap = jnp.abs(_scaled_gap(count_first, count_second, n1, n2, first.dtype))
     # The CDFs are right-continuous steps: compare them at the last of each run of ties.
     last_of_run = jnp.concatenate([pooled[1:] != pooled[:-1], jnp.ones_like(pooled[:1], bool)])
-    statistic = jnp.max(jnp.where(last_of_run, gap, 0), axis=0) / (n1 * n2)
+    # n1 * n2 may exceed int32 (65536 x 65536 rows): divide by it as a float of x's dtype.
+    statistic = jnp.max(jnp.where(last_of_run, gap, 0), axis=0) / jnp.asarray(n1 * n2, gap.dtype)
     return _result(jnp.where(_nan_columns(first, second), jnp.nan, statistic), reference)
 
 

@@ -1,0 +1,54 @@
+"""The benchmarks run from Hydra, each suite in its own process, and leave JSON behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "experiments" / "benchmark.py"
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(BENCHMARK), *args],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=cwd,
+    )
+
+
+@pytest.mark.slow
+def test_small_suites_run_and_write_their_json(tmp_path):
+    result = _run(
+        [
+            "suites=[algebra,alda]",
+            "algebra.sizes=[4096]",
+            "alda.rows=8192",
+            "alda.repeats=2",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    algebra = json.loads((tmp_path / "algebra.json").read_text())
+    assert {case["stage"] for case in algebra["cases"]} == {
+        "spectrum",
+        "patterns",
+        "pca",
+        "pipeline",
+    }
+    assert all(len(case["contenders"]["liam-core"]["seconds"]) == 7 for case in algebra["cases"])
+    assert (tmp_path / "alda.json").exists()
+
+
+def test_an_unknown_suite_is_one_error_line(tmp_path):
+    result = _run(["suites=[gpu_magic]", f"hydra.run.dir={tmp_path}"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: suites ['gpu_magic'] are unknown; choose from ['algebra', 'alda', 'train']"
+    ]
