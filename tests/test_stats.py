@@ -319,3 +319,11 @@ def test_ks_statistic_handles_samples_whose_size_product_exceeds_int32():
     current = (rng.normal(size=(65_536, 2)) + 0.05).astype(np.float32)
     expected = [scipy.stats.ks_2samp(reference[:, j], current[:, j]).statistic for j in range(2)]
     np.testing.assert_allclose(ks_statistic(reference, current), expected, rtol=1e-5)
+
+
+def test_wasserstein_handles_samples_whose_size_product_exceeds_int32():
+    rng = np.random.default_rng(6)
+    u = rng.normal(size=65_536).astype(np.float32)
+    v = (rng.normal(size=65_536) + 0.5).astype(np.float32)
+    expected = scipy.stats.wasserstein_distance(u, v)
+    np.testing.assert_allclose(wasserstein_1d(u, v), expected, rtol=1e-4)

@@ -217,7 +217,7 @@ def wasserstein_1d(
     invalid = _nan_columns(u, v)
     if u_weights is None and v_weights is None:
         gaps = jnp.abs(_scaled_gap(count_u, count_v, nu, nv, u.dtype))
-        distance = jnp.sum(gaps * widths, axis=0) / (nu * nv)
+        distance = jnp.sum(gaps * widths, axis=0) / jnp.asarray(nu * nv, widths.dtype)
     else:
         cdf_u, invalid_u = _weighted_cdf(u, u_weights)
         cdf_v, invalid_v = _weighted_cdf(v, v_weights)
