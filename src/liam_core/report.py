@@ -1,7 +1,7 @@
 """Evidence of a run: ``report.json``, PNG plots, the resolved config, a progress bar.
 
 Every file is written to a temporary name and renamed, so a crash never leaves half a file.
-Nothing is pickled: the report is JSON, the config YAML, the plots PNG.
+Nothing is pickled: the report and the resolved config are JSON, the plots PNG.
 """
 
 from __future__ import annotations
