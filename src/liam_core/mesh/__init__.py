@@ -1,4 +1,4 @@
-"""Neural Mesh, low layer: multi-process start-up (and, later, device-mesh topologies)."""
+"""Neural Mesh, low layer: device-mesh topologies (``MeshSpec``) and multi-process start-up."""
 
 from ._distributed import DEFAULT_HEARTBEAT_TIMEOUT_S as DEFAULT_HEARTBEAT_TIMEOUT_S
 from ._distributed import DistributedInfo as DistributedInfo

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import ConfigError, EmptyInputError, InvalidTypeError, ShapeError
+from ..algebra._checks import as_real_array
 
 # Every model computes in float32 (parameters and activations); inputs are cast to it.
 DTYPE = jnp.float32
@@ -38,18 +39,7 @@ def check_choice(owner: str, name: str, value: Any, allowed: tuple[str, ...]) ->
 
 def as_float32(x: Any, name: str) -> jax.Array:
     """Return ``x`` as a float32 JAX array (tracers included); refuse text, bools, complex."""
-    if not isinstance(x, jax.Array):
-        try:
-            x = np.asarray(x)
-        except (TypeError, ValueError) as error:
-            raise InvalidTypeError(
-                f"`{name}` must be a numeric array, could not convert it: {error}"
-            ) from None
-    dtype = np.dtype(x.dtype)
-    if dtype == np.bool_ or not (
-        np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)
-    ):
-        raise InvalidTypeError(f"`{name}` must hold real numbers (float or int), got dtype {dtype}")
+    x = as_real_array(x, name)
     if isinstance(x, np.ndarray):
         x = x.astype(DTYPE, copy=False)  # cast on the host: no device program to compile
     return jnp.asarray(x, dtype=DTYPE)
