@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint format bench clean
+.PHONY: run demo test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -n 2 -q tests
 	$(PY) -m pytest -q -p no:xdist --doctest-modules src
+
+# The inner loop: everything but the tests marked slow (subprocesses, seconds of training).
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 -q -m "not slow" tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

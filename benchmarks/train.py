@@ -43,7 +43,7 @@ import optax  # noqa: E402
 from liam_core import digest  # noqa: E402
 from liam_core.alda import LaborArray  # noqa: E402
 from liam_core.models import make_model, trainable_filter  # noqa: E402
-from liam_core.train import TrainStep, example_loss_for  # noqa: E402
+from liam_core.train import TrainStep, task_for  # noqa: E402
 
 WORKLOADS: dict[str, dict[str, Any]] = {
     # The anomaly experiment's model and batch.
@@ -93,7 +93,7 @@ def candidates(name: str) -> dict[str, Callable[[int], Any]]:
     settings = dict(WORKLOADS[name]["model"])
     model = make_model(settings.pop("name"), seed=0, **settings)
     examples = make_examples(name, WORKLOADS[name]["rows"])
-    loss = example_loss_for(model)
+    loss = task_for(model).example_loss  # what the training job trains this model with
     runs: dict[str, Callable[[int], Any]] = {}
 
     optimizer = optax.adam(1e-3)

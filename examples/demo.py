@@ -1,6 +1,6 @@
 """A tour of liam-core on real data bundled with statsmodels and scikit-learn.
 
-Run with ``make run`` (or ``python examples/demo.py``). Prints what it finds; writes nothing.
+Run with ``make demo`` (or ``python examples/demo.py``). Prints what it finds; writes nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from liam_core.data import load_bundled
 
 
 def main() -> None:
-    # 1. The engine: the first lines a user runs (DESIGN.md).
+    # 1. The engine: the first lines a user runs (the README's quick start).
     engine = LaborIntelligenceEngine(dimensions=64)
     algebra = BinaryAlgebra()
     tensor = engine.ingest_labor_data(

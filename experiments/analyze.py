@@ -1,8 +1,8 @@
 """The main job: analyze labor metrics through ALDA on a configured mesh.
 
-python experiments/analyze.py                          # synthetic, 1e6 records, cpu8
-python experiments/analyze.py mesh=cpu1 experiment=small
-python experiments/analyze.py -m mesh=cpu1,cpu8,cpu4x2 # same digests on every mesh
+.venv/bin/python experiments/analyze.py                          # synthetic, 1e6 records, cpu8
+.venv/bin/python experiments/analyze.py mesh=cpu1 experiment=small
+.venv/bin/python experiments/analyze.py -m mesh=cpu1,cpu8,cpu4x2 # same digests on every mesh
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import hydra
 from omegaconf import DictConfig
 
 from liam_core.analysis import run_analysis
-from liam_core.config import CONFIG_DIR, analyze_settings, run_hydra_job
+from liam_core.config import CONFIG_PATH, analyze_settings, run_hydra_job
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
-def main(cfg: DictConfig) -> dict | None:
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="analyze")
+def main(cfg: DictConfig) -> float | None:
     return run_hydra_job(cfg, __file__, analyze_settings, run_analysis, summary)
 
 

@@ -1,9 +1,9 @@
 """The training job: train a model under ALDA on a configured mesh, with checkpoints.
 
-python experiments/train.py experiment=anomaly                 # autoencoder, precision/recall/F1
-python experiments/train.py experiment=anomaly tracking=mlflow # also an MLflow store (SQLite)
-python experiments/train.py model=mlp_classifier optim=adamw_cosine
-python experiments/train.py -m mesh=cpu1,cpu8 experiment=anomaly   # same digests on every mesh
+.venv/bin/python experiments/train.py experiment=anomaly                 # autoencoder, precision/recall/F1
+.venv/bin/python experiments/train.py experiment=anomaly tracking=mlflow # also an MLflow store (SQLite)
+.venv/bin/python experiments/train.py model=mlp_classifier optim=adamw_cosine
+.venv/bin/python experiments/train.py -m mesh=cpu1,cpu8 experiment=anomaly   # same digests on every mesh
 
 Started again with the same `hydra.run.dir`, a run resumes from its newest usable checkpoint.
 """
@@ -15,12 +15,12 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from liam_core.config import CONFIG_DIR, run_hydra_job, train_settings
+from liam_core.config import CONFIG_PATH, run_hydra_job, train_settings
 from liam_core.train import run_training
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
-def main(cfg: DictConfig) -> dict | None:
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
+def main(cfg: DictConfig) -> float | None:
     # Orbax logs every step of every save at INFO through absl; Hydra shows INFO by default.
     logging.getLogger("absl").setLevel(logging.WARNING)
     return run_hydra_job(cfg, __file__, train_settings, run_training, summary)

@@ -22,39 +22,21 @@ cell that differs.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from _helpers import WORKERS, free_port, kill, start_python
 
-WORKER = Path(__file__).parent / "workers" / "alda_worker.py"
+WORKER = WORKERS / "alda_worker.py"
 WORKLOADS = ("sum", "mean", "covariance", "map", "train")
 DEADLINE_S = 420
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def launch(name: str, *args: str, prefix: tuple[str, ...] = ()) -> tuple[str, subprocess.Popen]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_FLAGS", "SLURM_"))}
-    env.update(JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(
-        [*prefix, sys.executable, str(WORKER), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    return name, process
+    """Start one topology of the matrix in its own process, in a clean environment."""
+    return name, start_python(WORKER, args, prefix=prefix)
 
 
 @pytest.mark.slow
@@ -109,12 +91,7 @@ def test_every_topology_gives_the_bytes_of_a_host_loop_over_single_chunks():
             assert lines, f"{name} printed no report:\n{stdout[-2000:]}"
             reports[name] = json.loads(lines[-1])
     finally:
-        for _, process in runs:
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-            process.stdout.close()
-            process.stderr.close()
+        kill(process for _, process in runs)
 
     reference = reports["1 device"]["reference"]
     assert set(reference) == set(WORKLOADS)

@@ -122,7 +122,7 @@ def test_the_empty_batch_is_a_typed_error():
 
 @pytest.mark.parametrize("chunk_size", [0, -256, 2.5, "256", True, None, np.float32(256)])
 def test_a_chunk_size_that_is_not_a_positive_int_names_the_setting(chunk_size):
-    with pytest.raises(ConfigError, match="chunk_size must be a positive int") as error:
+    with pytest.raises(ConfigError, match=r"`chunk_size` must be an int >= 1, got") as error:
         plan_chunks(100, chunk_size=chunk_size)
     assert isinstance(error.value, LiamError)
     assert isinstance(error.value, ValueError)
@@ -135,15 +135,15 @@ def test_numpy_integers_are_accepted_as_settings():
 
 @pytest.mark.parametrize("n_rows", [-1, 2.0, "10", None, True])
 def test_a_row_count_that_is_not_a_non_negative_int_is_refused(n_rows):
-    with pytest.raises(ConfigError, match="n_rows"):
+    with pytest.raises(ConfigError, match=r"`n_rows` must be an int >= 0, got"):
         plan_chunks(n_rows)
 
 
 def test_block_and_chunk_indices_are_checked():
     plan = plan_chunks(1000, n_blocks=2)
-    with pytest.raises(ConfigError, match=r"block must be in 0\.\.1"):
+    with pytest.raises(ConfigError, match=r"Plan: `block` must be an int in \[0, 1\], got 2"):
         plan.block_rows(2)
-    with pytest.raises(ConfigError, match=r"chunk must be in 0\.\.3"):
+    with pytest.raises(ConfigError, match=r"Plan: `chunk` must be an int in \[0, 3\], got 4"):
         plan.chunk_rows(4)
 
 

@@ -106,6 +106,7 @@ def test_device_blocks_of_power_of_two_size_are_whole_subtrees(log_block, n_bloc
     assert bits(numpy_tree(np.stack(roots))) == bits(numpy_tree(partials))
 
 
+@pytest.mark.slow
 @given(log_width=st.integers(0, 6), seed=st.integers(0, 2**32 - 1), data=st.data())
 @settings(max_examples=60, deadline=None)
 def test_the_streaming_tree_gives_the_bits_of_the_stacked_tree(log_width, seed, data):

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _helpers import EXPERIMENTS, run_python
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "experiments" / "benchmark.py"
+BENCHMARK = EXPERIMENTS / "benchmark.py"
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(BENCHMARK), *args],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        cwd=cwd,
-    )
+    return run_python(BENCHMARK, args, cwd=cwd, timeout=400)
 
 
 @pytest.mark.slow
@@ -46,6 +40,7 @@ def test_small_suites_run_and_write_their_json(tmp_path):
     assert (tmp_path / "alda.json").exists()
 
 
+@pytest.mark.slow
 def test_an_unknown_suite_is_one_error_line(tmp_path):
     result = _run(["suites=[gpu_magic]", f"hydra.run.dir={tmp_path}"], tmp_path)
     assert result.returncode == 2

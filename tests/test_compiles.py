@@ -6,8 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from liam_core import BinaryAlgebra, CompileCounter
-from liam_core.algebra import pack_bits, pca_fit, random_hyperplanes, transforms
+from liam_core import BinaryAlgebra
+from liam_core.algebra import pack_bits, random_hyperplanes, transforms
+from liam_core.testing import CompileCounter
 
 algebra = BinaryAlgebra()
 X = np.random.default_rng(0).normal(size=(128, 6)).astype(np.float32)
@@ -31,10 +32,7 @@ CALLS = {
     "cond": lambda: algebra.cond(X),
     "svd_patterns": lambda: algebra.svd_patterns(X),
     "pca": lambda: algebra.pca(X, 3),
-    "pca_fit": lambda: algebra.pca_fit(X, 3),
-    "pca_project": lambda: algebra.pca_project(pca_fit(X, 3), Y),
     "whiten": lambda: algebra.whiten(X),
-    "whitening_fit": lambda: algebra.whitening_fit(X),
     "random_projection": lambda: algebra.random_projection(X, 4, key=KEY),
     "random_projection_matrix": lambda: algebra.random_projection_matrix(6, 4, key=KEY),
     "random_hyperplanes": lambda: algebra.random_hyperplanes(6, 40, key=KEY),
@@ -70,6 +68,26 @@ def test_a_new_shape_compiles_and_the_counter_sees_it():
     with CompileCounter() as first:
         jax.block_until_ready(algebra.covariance(fresh))
     assert first.count >= 1
+
+
+TRANSFORMS = {
+    "standardize": transforms.standardize(),
+    "pca": transforms.pca(3, whiten=True),
+    "whiten": transforms.whiten(),
+    "random_projection": transforms.random_projection(4, key=KEY),
+    "sign_hash": transforms.sign_hash(40, key=KEY),
+    "periodogram": transforms.periodogram(window="hann"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+def test_a_fitted_transform_applied_again_at_the_same_shapes_does_not_compile(name):
+    transform = TRANSFORMS[name]
+    state = transform.init(X)
+    jax.block_until_ready(transform.apply(state, Y))
+    with CompileCounter() as again:
+        jax.block_until_ready(transform.apply(transform.init(X), Y))
+    assert again.count == 0
 
 
 def test_a_chained_pipeline_compiles_once_and_then_never_again():

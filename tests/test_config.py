@@ -3,33 +3,34 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from _helpers import EXPERIMENTS, ROOT, run_python
+from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
 from liam_core import ConfigError
+from liam_core.alda import SchedulerSpec
 from liam_core.analysis import AnalyzeSettings, PipelineSpec
-from liam_core.config import CONFIG_DIR, analyze_settings
+from liam_core.config import CONFIG_MODULE, analyze_settings
 from liam_core.data import DataSpec, open_source
 from liam_core.mesh import MeshSpec
 
-ROOT = Path(__file__).resolve().parents[1]
-ANALYZE = ROOT / "experiments" / "analyze.py"
+ANALYZE = EXPERIMENTS / "analyze.py"
 GROUP_OPTIONS = {
-    group: sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
+    group: sorted(path.stem for path in (ROOT / "conf" / group).glob("*.yaml"))
     for group in ("mesh", "data", "pipeline", "experiment")
 }
 
 
-def _compose(overrides: list[str]):
+def _compose(overrides: list[str], config: str = "analyze"):
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("config", overrides=overrides, return_hydra_config=True)
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+        return compose(config, overrides=overrides, return_hydra_config=True)
 
 
 def _settings(overrides: list[str], tmp_path: Path) -> AnalyzeSettings:
@@ -43,6 +44,29 @@ def _settings(overrides: list[str], tmp_path: Path) -> AnalyzeSettings:
 def test_the_groups_hold_the_configs_the_project_promises():
     assert {"cpu1", "cpu8", "cpu4x2", "gpu", "multihost"} <= set(GROUP_OPTIONS["mesh"])
     assert {"synthetic", "csv", "parquet", "co2"} <= set(GROUP_OPTIONS["data"])
+
+
+def test_run_and_sweep_folders_are_defined_once_in_the_hydra_group(tmp_path):
+    for config in ("analyze", "train"):
+        hydra = _compose([], config).hydra
+        assert hydra.run.dir.startswith(f"outputs/{config}/")
+        assert hydra.sweep.dir.startswith(f"outputs/{config}/multirun/")
+        assert hydra.job.chdir is False
+    primaries = [ROOT / "conf" / f"{name}.yaml" for name in ("analyze", "train", "benchmark")]
+    assert not [path.name for path in primaries if "run:" in path.read_text()]
+
+
+def test_every_mesh_config_inherits_the_default_mesh():
+    for mesh in set(GROUP_OPTIONS["mesh"]) - {"default"}:
+        text = (ROOT / "conf" / "mesh" / f"{mesh}.yaml").read_text()
+        assert "defaults:\n  - default\n" in text, mesh
+
+
+def test_the_chunk_size_is_a_scheduler_setting_not_a_mesh_field(tmp_path):
+    settings = _settings(["alda.chunk_size=128"], tmp_path)
+    assert settings.alda == SchedulerSpec(chunk_size=128)
+    with pytest.raises(ConfigError, match=r"mesh has unknown fields \['chunk_size'\]"):
+        _settings(["+mesh.chunk_size=256"], tmp_path)
 
 
 @pytest.mark.parametrize("mesh", GROUP_OPTIONS["mesh"])
@@ -73,8 +97,11 @@ def test_every_data_config_composes_into_a_data_spec(data, tmp_path):
     assert isinstance(_settings(overrides, tmp_path).data, DataSpec)
 
 
-@pytest.mark.parametrize("experiment", GROUP_OPTIONS["experiment"])
-def test_every_experiment_composes_and_opens_its_data(experiment, tmp_path):
+ANALYZE_EXPERIMENTS = ("co2", "small")
+
+
+@pytest.mark.parametrize("experiment", ANALYZE_EXPERIMENTS)
+def test_every_analysis_experiment_composes_and_opens_its_data(experiment, tmp_path):
     settings = _settings([f"experiment={experiment}"], tmp_path)
     assert isinstance(settings.pipeline, PipelineSpec)
     opened = open_source(settings.data, batch_size=settings.pipeline.batch_size)
@@ -82,13 +109,35 @@ def test_every_experiment_composes_and_opens_its_data(experiment, tmp_path):
     assert first.n_rows > 0 and set(first.metric_names) == set(opened.schema.names)
 
 
+@pytest.mark.parametrize("experiment", GROUP_OPTIONS["experiment"])
+def test_every_experiment_belongs_to_one_job_and_the_other_refuses_it(experiment, tmp_path):
+    from liam_core.config import train_settings
+
+    composes = {}
+    for config, settings_of in (("analyze", analyze_settings), ("train", train_settings)):
+        cfg = _compose([f"experiment={experiment}", f"hydra.runtime.output_dir={tmp_path}"], config)
+        from hydra.core.hydra_config import HydraConfig
+
+        HydraConfig.instance().set_config(cfg)
+        try:
+            settings_of(cfg)
+            composes[config] = True
+        except ConfigError as error:
+            assert "does not use the top-level keys" in str(error)
+            composes[config] = False
+    assert composes == {
+        "analyze": experiment in ANALYZE_EXPERIMENTS,
+        "train": experiment not in ANALYZE_EXPERIMENTS,
+    }
+
+
 @pytest.mark.parametrize(
     ("override", "match"),
     [
-        ("pipeline.batch_size=0", "pipeline.batch_size must be a positive int"),
+        ("pipeline.batch_size=0", "`pipeline.batch_size` must be an int >= 1, got 0"),
         ("+pipeline.bogus=1", r"pipeline has unknown fields \['bogus'\]"),
-        ("data.kind=excel", "data.kind must be one of"),
-        ("mesh.executor=vmap", "mesh.executor must be one of"),
+        ("data.kind=excel", "`data.kind` must be one of 'synthetic'"),
+        ("mesh.executor=vmap", "`mesh.executor` must be one of 'pmap', 'shard_map', got 'vmap'"),
     ],
 )
 def test_invalid_overrides_raise_a_config_error_naming_the_field(override, match, tmp_path):
@@ -96,22 +145,25 @@ def test_invalid_overrides_raise_a_config_error_naming_the_field(override, match
         _settings([override], tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "unknown"),
+    [(["experiment=anomaly"], "['task', 'train']"), (["+epochs=3"], "['epochs']")],
+)
+def test_keys_the_analysis_does_not_use_are_refused_not_dropped(overrides, unknown, tmp_path):
+    with pytest.raises(ConfigError, match=rf"does not use the top-level keys {re.escape(unknown)}"):
+        _settings(overrides, tmp_path)
+
+
 def _run(args: list[str], cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ANALYZE), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-    )
+    return run_python(ANALYZE, args, cwd=cwd, timeout=timeout)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("mesh.axes.data=3", "error: mesh.axes {'data': 3} uses 3 of the 8 devices"),
-        ("pipeline.window_rows=-5", "error: pipeline.window_rows must be a positive int"),
+        ("mesh.axes.data=3", "error: `mesh.axes` must use exactly the 8 devices present"),
+        ("pipeline.window_rows=-5", "error: `pipeline.window_rows` must be an int >= 1, got -5"),
     ],
 )
 def test_an_invalid_config_prints_one_clear_line_and_exits_non_zero(override, message, tmp_path):

@@ -27,9 +27,11 @@ from liam_core.data import (
     METRICS,
     SHIFTS,
     Batch,
+    DataSpec,
     SyntheticTelemetry,
     concat_batches,
     load_bundled,
+    open_source,
     read_csv,
     read_parquet,
 )
@@ -151,7 +153,11 @@ def test_values_pass_the_engine_validation_against_the_exported_schema(eight_wee
     assert schema.ranges["utilization"] == (0.0, 1.0) and schema.units["quality"] == "%"
     engine = LaborIntelligenceEngine(dimensions=len(METRICS), schema=schema)
     tensors = engine.ingest_columns(eight_weeks.columns(), source="synthetic telemetry")
-    assert tensors.shape == eight_weeks.values.shape
+    expected = np.zeros(eight_weeks.values.shape, np.float32)
+    for column, name in enumerate(METRICS):
+        slot, sign = engine.slot_of(name)
+        expected[:, slot] = eight_weeks.values[:, column] * np.float32(sign)
+    np.testing.assert_array_equal(np.asarray(tensors), expected)
 
 
 # -- synthetic telemetry: cycles, correlated teams, drift -----------------------------------------
@@ -301,8 +307,33 @@ def test_no_anomalies_when_every_rate_is_zero(eight_clean_weeks):
 )
 def test_bad_settings_raise_config_error_naming_the_field(settings, field):
     arguments = {"n_records": 100} | settings
-    with pytest.raises(ConfigError, match=f"`{field}`"):
+    with pytest.raises(ConfigError, match=f"^SyntheticTelemetry: `{field}` must "):
         SyntheticTelemetry(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"n_records": 0}, r"`n_records` must be an int >= 1, got 0"),
+        ({"n_records": 10.0}, r"`n_records` must be an int >= 1, got float: 10.0"),
+        (
+            {"seed": 2**64},
+            r"`seed` must be an int in \[0, 18446744073709551615\], got 18446744073709551616",
+        ),
+        ({"metrics": ("productivity", "speed")}, r"`metrics` must be one of 'productivity', "),
+        ({"metrics": ()}, r"`metrics` must name at least one metric"),
+        ({"metrics": ("quality", "quality")}, r"`metrics` must name each entry once"),
+        ({"start": "yesterday"}, r"`start` must be an ISO date-time such as '2026-01-05T00:00:00'"),
+        ({"spike_rate": 1.5}, r"`spike_rate` must be a finite number in \[0.0, 1.0\], got 1.5"),
+        ({"factor_strength": float("nan")}, r"`factor_strength` must be a finite number >= 0.0"),
+        ({"spike_size": (8.0, 2.0)}, r"`spike_size` must be a pair \(low, high\) with low <= high"),
+        ({"level_shift_size": 3.0}, r"`level_shift_size` must be a pair \(float low, float high\)"),
+        ({"dropout_steps": (2.5, 4)}, r"`dropout_steps` must be an int >= 1, got float: 2.5"),
+    ],
+)
+def test_bad_settings_say_what_was_expected_and_what_was_given(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        SyntheticTelemetry(**({"n_records": 100} | settings))
 
 
 def test_bad_batch_size_or_row_range_raise_config_error():
@@ -310,16 +341,49 @@ def test_bad_batch_size_or_row_range_raise_config_error():
     for batch_size in (0, -3, 2.5):
         with pytest.raises(ConfigError, match="`batch_size`"):
             telemetry.batches(batch_size)  # refused at the call, before iterating
-    with pytest.raises(ConfigError, match="start < stop <= n_records=100"):
+    with pytest.raises(ConfigError, match="start < stop <= n_records=100, got start=50, stop=101"):
         telemetry.rows(50, 101)
+    with pytest.raises(ConfigError, match=r"SyntheticTelemetry.rows: `start` must be an int >= 0"):
+        telemetry.rows(-1)
 
 
 def test_settings_are_frozen_and_unknown_metric_error_lists_the_known_ones():
     telemetry = SyntheticTelemetry(100)
     with pytest.raises(dataclasses.FrozenInstanceError):
         telemetry.seed = 3
-    with pytest.raises(ConfigError, match=r"productivity.*unknown: \['speed'\]"):
+    with pytest.raises(
+        ConfigError, match=r"`metrics` must be one of 'productivity', .*got 'speed'"
+    ):
         SyntheticTelemetry(100, metrics=("speed",))
+
+
+# -- DataSpec ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"kind": "excel"}, r"`data.kind` must be one of 'synthetic', 'csv', 'parquet', 'bundled'"),
+        ({"kind": "csv"}, r"`data.settings.path` must name a file for data.kind='csv', got None"),
+        ({"kind": "bundled", "settings": {"name": "iris"}}, r"`data.settings.name` must be one of"),
+        ({"kind": "synthetic", "n_teams": 0}, r"`data.n_teams` must be an int >= 1, got 0"),
+        ({"kind": "synthetic", "period_s": -1.0}, r"`data.period_s` must be a finite number > 0"),
+        ({"kind": "synthetic", "settings": [1]}, r"`data.settings` must map setting names"),
+    ],
+)
+def test_a_bad_data_spec_names_the_config_field(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        DataSpec(**settings)
+
+
+def test_a_data_spec_opens_the_source_it_names():
+    spec = DataSpec("synthetic", {"n_records": 300, "n_teams": 3, "seed": 4})
+    opened = open_source(spec, batch_size=128)
+    whole = concat_batches(opened.batches())
+    assert (opened.n_teams, opened.n_records) == (3, 300)
+    assert digest(whole.arrays()) == digest(
+        SyntheticTelemetry(300, n_teams=3, seed=4).rows().arrays()
+    )
 
 
 # -- Batch ------------------------------------------------------------------------------------
@@ -328,10 +392,14 @@ def test_settings_are_frozen_and_unknown_metric_error_lists_the_known_ones():
 def test_batch_refuses_values_that_are_not_a_float32_matrix_or_mismatched_names():
     with pytest.raises(ShapeError, match="float32"):
         Batch(np.zeros((2, 1)), ("x",))
-    with pytest.raises(ShapeError, match="2 value columns but 1 metric names"):
+    with pytest.raises(ShapeError, match="`metric_names` must name the 2 value columns, got 1"):
         Batch(np.zeros((3, 2), np.float32), ("x",))
-    with pytest.raises(ShapeError, match="`mask`"):
+    with pytest.raises(ShapeError, match=r"`mask` must have the shape \(3, 2\) of `values`"):
         Batch(np.zeros((3, 2), np.float32), ("x", "y"), mask=np.ones((3, 1), bool))
+    with pytest.raises(InvalidTypeError, match="Batch: `metric_names` must be a list of names"):
+        Batch(np.zeros((3, 1), np.float32), "x")
+    with pytest.raises(ConfigError, match="Batch: `start` must be an int >= 0, got -1"):
+        Batch(np.zeros((3, 1), np.float32), ("x",), start=-1)
 
 
 def test_concat_batches_refuses_batches_of_different_metrics():
@@ -496,19 +564,22 @@ def test_unknown_columns_raise_listing_the_available_columns(tmp_path, telemetry
     with pytest.raises(ConfigError) as error:
         read(path, {"prod_u_h": "productivity", "speed": "throughput"}, batch_size=10)
     message = str(error.value)
-    assert "['speed']" in message
+    assert message.startswith(f"read_{reader}: `columns` must name columns of {path}")
     assert "available columns: ['team', 'prod_u_h', 'quality_pct', 'err']" in message
+    assert message.endswith("got ['speed'], which the file does not have")
 
 
 def test_bad_reader_options_raise_config_error_naming_them(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("a\n1\n")
-    with pytest.raises(ConfigError, match="`nan_policy`"):
+    with pytest.raises(ConfigError, match="read_csv: `nan_policy` must be one of 'raise', 'mask'"):
         read_csv(path, nan_policy="drop")
-    with pytest.raises(ConfigError, match="`batch_size`"):
+    with pytest.raises(ConfigError, match="read_csv: `batch_size` must be an int >= 1 or None"):
         read_csv(path, batch_size=0)
     path.write_text("a,b\n1,2\n")
-    with pytest.raises(ConfigError, match=r"several columns to the metrics \['m'\]"):
+    with pytest.raises(
+        ConfigError, match=r"read_csv: `columns` must name each entry once, got \['m'\]"
+    ):
         read_csv(path, {"a": "m", "b": "m"})
 
 
@@ -557,6 +628,11 @@ def test_every_bundled_dataset_loads_with_finite_or_masked_values(
 ):
     batch = load_bundled(name)
     assert batch.values.shape == shape and batch.values.dtype == np.float32
+    raw, names, _, target = BUNDLED[name].load()
+    assert batch.metric_names == names
+    np.testing.assert_array_equal(batch.values[batch.mask], raw[batch.mask].astype(np.float32))
+    if has_target:
+        np.testing.assert_array_equal(batch.target, target)
     assert len(batch.metric_names) == shape[1]
     assert np.isfinite(batch.values[batch.mask]).all()
     assert np.isnan(batch.values[~batch.mask]).all()
@@ -581,7 +657,9 @@ def test_co2_missing_weeks_can_be_masked_dropped_or_refused():
 
 
 def test_an_unknown_bundled_name_raises_listing_the_known_names():
-    with pytest.raises(ConfigError, match="'iris'; known: \\['co2', 'sunspots'"):
+    with pytest.raises(ConfigError, match="load_bundled: `name` must be one of 'co2', 'sunspots'"):
         load_bundled("iris")
-    with pytest.raises(LiamError, match="`nan_policy`"):
+    with pytest.raises(
+        LiamError, match="load_bundled: `nan_policy` must be one of 'raise', 'mask'"
+    ):
         load_bundled("wine", nan_policy="zero")

@@ -12,10 +12,10 @@ import pytest
 from liam_core import digest
 
 
-def test_digest_is_a_sha256_hex_string():
-    value = digest(np.zeros(3, np.float32))
-    assert len(value) == 64
-    assert int(value, 16) >= 0
+def test_digest_is_the_sha256_hex_string_of_the_header_and_the_bytes():
+    x = np.zeros(3, np.float32)
+    expected = hashlib.sha256(b"|<f4|(3,);" + x.tobytes()).hexdigest()
+    assert digest(x) == expected  # a bare array has the empty path
 
 
 def test_equal_pytrees_give_equal_digests():

@@ -11,56 +11,21 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from _helpers import WORKERS, clean_env, free_port, kill, start_python
 
 from liam_core import ConfigError, LiamError
 from liam_core.mesh import DEFAULT_HEARTBEAT_TIMEOUT_S, distributed
 
-WORKER = Path(__file__).parent / "workers" / "alda_worker.py"
-DEADLINE_S = 240
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def worker_env(**extra: str) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SLURM_", "OMPI_", "JAX_COORDINATOR", "XLA_FLAGS"))
-    }
-    env.update(JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1", **extra)
-    return env
+WORKER = WORKERS / "alda_worker.py"
 
 
 def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env or worker_env(),
-    )
-
-
-def kill(processes: list[subprocess.Popen]) -> None:
-    """Kill what is still running, by pid, reap it and close its pipes."""
-    for process in processes:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-        for pipe in (process.stdout, process.stderr):
-            if pipe is not None:
-                pipe.close()
+    """Start the ALDA worker with ``args`` in a clean environment."""
+    return start_python(WORKER, args, env=env)
 
 
 def report_of(process: subprocess.Popen, deadline: float) -> dict:
@@ -78,27 +43,38 @@ def report_of(process: subprocess.Popen, deadline: float) -> dict:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"num_processes": 2}, "missing: coordinator_address, process_id"),
+        (
+            {"num_processes": 2},
+            r"distributed: `coordinator_address`, `num_processes` and `process_id` must be given "
+            r"together.*got num_processes without coordinator_address, process_id",
+        ),
         (
             {"coordinator_address": "localhost", "num_processes": 2, "process_id": 0},
-            "coordinator_address must be 'host:port'",
+            r"distributed: `coordinator_address` must be 'host:port' .*, got 'localhost'",
         ),
         (
             {"coordinator_address": "127.0.0.1:70000", "num_processes": 2, "process_id": 0},
-            r"port must be in 1\.\.65535",
+            r"`coordinator_address` must have a port in \[1, 65535\], got 70000",
         ),
         (
             {"coordinator_address": "127.0.0.1:1234", "num_processes": 0, "process_id": 0},
-            "num_processes must be a positive int",
+            r"distributed: `num_processes` must be an int >= 1, got 0",
         ),
         (
             {"coordinator_address": "127.0.0.1:1234", "num_processes": 2, "process_id": 2},
-            r"process_id must be an int in 0\.\.1",
+            r"distributed: `process_id` must be an int in \[0, 1\] \(num_processes=2\), got 2",
         ),
-        ({"heartbeat_timeout_s": 0}, "heartbeat_timeout_s must be a positive int"),
+        (
+            {"heartbeat_timeout_s": 0},
+            r"distributed: `heartbeat_timeout_s` must be an int >= 1 \(seconds\), got 0",
+        ),
+        (
+            {"initialization_timeout_s": "60"},
+            r"`initialization_timeout_s` must be an int >= 1 \(seconds\), got str: '60'",
+        ),
         (
             {"cpu_devices": -1, "num_processes": 1, "process_id": 0, "coordinator_address": "a:1"},
-            "cpu_devices",
+            r"distributed: `cpu_devices` must be an int >= 1, got -1",
         ),
     ],
 )
@@ -121,7 +97,7 @@ def test_distributed_reads_its_settings_from_a_slurm_environment():
     processes = []
     try:
         for rank in range(2):
-            env = worker_env(
+            env = clean_env(
                 SLURM_JOB_ID="4242",
                 SLURM_STEP_NODELIST="127.0.0.1",
                 SLURM_NTASKS="2",

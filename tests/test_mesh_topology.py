@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import pytest
 
-from liam_core import ConfigError
-from liam_core.mesh import MeshSpec, ProcessSpec, configure_backend
+from liam_core import ConfigError, InvalidTypeError
+from liam_core.mesh import MeshSpec, ProcessSpec, build_mesh, configure_backend
 
 
 @pytest.mark.parametrize(
@@ -26,26 +26,104 @@ def test_axis_sizes_resolve_against_the_devices(axes, executor, expected):
 def test_a_spec_builds_an_explicit_mesh_over_every_device_in_id_order():
     mesh = MeshSpec(axes={"data": 4, "model": 2}, executor="shard_map").make_mesh()
     assert dict(mesh.shape) == {"data": 4, "model": 2}
+    assert mesh.axis_types == (jax.sharding.AxisType.Explicit,) * 2
     assert [d.id for d in mesh.devices.flat] == sorted(d.id for d in jax.devices())
+
+
+def test_a_spec_and_build_mesh_give_the_same_mesh():
+    spec = MeshSpec(axes={"data": -1, "model": 2}, executor="shard_map")
+    assert spec.make_mesh() == build_mesh(None, {"data": -1, "model": 2})
+
+
+@pytest.mark.parametrize(
+    ("devices", "axes", "shape", "ids"),
+    [
+        (None, None, {"data": 8}, list(range(8))),
+        (3, {"rows": -1}, {"rows": 3}, [0, 1, 2]),
+        (4, {"data": 2, "model": 2}, {"data": 2, "model": 2}, [0, 1, 2, 3]),
+        ("reversed", {"data": -1}, {"data": 8}, list(range(7, -1, -1))),
+    ],
+)
+def test_build_mesh_lays_out_the_devices_in_the_given_order(devices, axes, shape, ids):
+    if devices == "reversed":
+        devices = jax.devices()[::-1]
+    mesh = build_mesh(devices, axes)
+    assert dict(mesh.shape) == shape
+    assert [d.id for d in mesh.devices.flat] == ids
+
+
+@pytest.mark.parametrize(
+    ("devices", "axes", "error", "match"),
+    [
+        (9, None, ConfigError, r"`devices` must be an int in \[1, 8\] \(the first k of the 8 cpu"),
+        (0, None, ConfigError, r"`devices` must be an int in \[1, 8\]"),
+        (True, None, InvalidTypeError, r"`devices` must be None, an int or a sequence of devices"),
+        ([], None, ConfigError, r"`devices` must be a non-empty sequence of distinct devices"),
+        ("dup", None, ConfigError, r"`devices` must be a non-empty sequence of distinct devices"),
+        (4, {"data": 3}, ConfigError, r"`axes` must use exactly the 4 devices present"),
+        (4, {"data": -1, "model": 3}, ConfigError, r"`axes` must have fixed sizes whose product"),
+    ],
+)
+def test_build_mesh_names_the_argument_at_fault(devices, axes, error, match):
+    if devices == "dup":
+        devices = [jax.devices()[0]] * 2
+    with pytest.raises(error, match=match):
+        build_mesh(devices, axes)
 
 
 @pytest.mark.parametrize(
     ("settings", "n_devices", "match"),
     [
-        ({"axes": {"data": 3}}, 8, r"mesh.axes .* uses 3 of the 8 devices"),
-        ({"axes": {"data": 16}}, 8, r"needs 16 devices but only 8"),
-        ({"axes": {"data": -1, "model": 3}, "executor": "shard_map"}, 8, "does not divide"),
-        ({"axes": {"data": -1, "model": -1}, "executor": "shard_map"}, 8, "-1 at most once"),
-        ({"axes": {"data": 0}}, 8, r"mesh.axes.data must be a positive int or -1"),
-        ({"axes": {"data": 4, "model": 2}, "executor": "pmap"}, 8, "pmap' runs 1-D meshes"),
-        ({"executor": "vmap"}, 8, r"mesh.executor must be one of \('pmap', 'shard_map'\)"),
-        ({"chunk_size": 0}, 8, r"mesh.chunk_size must be an int >= 1"),
-        ({"chunk_size": "256"}, 8, r"mesh.chunk_size"),
-        ({"data_axis": "batch"}, 8, r"mesh.data_axis='batch' is not one of"),
-        ({"platform": "quantum"}, 8, r"mesh.platform must be one of"),
-        ({"cpu_devices": 0}, 8, r"mesh.cpu_devices must be an int >= 1"),
-        ({"platform": "gpu", "cpu_devices": 2}, 8, r"mesh.cpu_devices simulates CPU"),
-        ({"axes": {}}, 8, r"mesh.axes must map axis names"),
+        (
+            {"axes": {"data": 3}},
+            8,
+            r"`mesh.axes` must use exactly the 8 devices .* needs 3 and would leave the rest idle",
+        ),
+        ({"axes": {"data": 16}}, 8, r"`mesh.axes` must use exactly the 8 devices .* needs 16$"),
+        (
+            {"axes": {"data": -1, "model": 3}, "executor": "shard_map"},
+            8,
+            r"`mesh.axes` must have fixed sizes whose product divides the 8 devices, .*\(product 3\)",
+        ),
+        (
+            {"axes": {"data": -1, "model": -1}, "executor": "shard_map"},
+            8,
+            r"`mesh.axes` must use -1 at most once",
+        ),
+        (
+            {"axes": {"data": 0}},
+            8,
+            r"`mesh.axes.data` must be an int >= 1 or -1 \(the remaining devices\), got 0",
+        ),
+        (
+            {"axes": {"data": 2.0}},
+            8,
+            r"`mesh.axes.data` must be an int >= 1 or -1 .*, got float: 2.0",
+        ),
+        (
+            {"axes": {"data x": 8}},
+            8,
+            r"`mesh.axes` must name its axes with identifiers, got 'data x'",
+        ),
+        (
+            {"axes": {"data": 4, "model": 2}, "executor": "pmap"},
+            8,
+            r"`mesh.executor` must be 'shard_map' for the 2-D mesh .*\(pmap runs 1-D meshes only\)",
+        ),
+        (
+            {"executor": "vmap"},
+            8,
+            r"`mesh.executor` must be one of 'pmap', 'shard_map', got 'vmap'",
+        ),
+        ({"data_axis": "batch"}, 8, r"`mesh.data_axis` must be one of 'data', got 'batch'"),
+        ({"platform": "quantum"}, 8, r"`mesh.platform` must be one of 'cpu', 'gpu', 'tpu', None"),
+        ({"cpu_devices": 0}, 8, r"`mesh.cpu_devices` must be an int >= 1, got 0"),
+        (
+            {"platform": "gpu", "cpu_devices": 2},
+            8,
+            r"`mesh.cpu_devices` must be null unless mesh.platform is 'cpu'",
+        ),
+        ({"axes": {}}, 8, r"`mesh.axes` must map axis names to sizes"),
     ],
 )
 def test_invalid_specs_name_the_field(settings, n_devices, match):
@@ -56,14 +134,25 @@ def test_invalid_specs_name_the_field(settings, n_devices, match):
 @pytest.mark.parametrize(
     ("processes", "match"),
     [
-        ({"num_processes": 0}, "num_processes"),
-        ({"num_processes": 2, "process_id": 2}, "process_id=2 must be below"),
-        ({"heartbeat_timeout_s": 0}, "heartbeat_timeout_s"),
+        ({"num_processes": 0}, r"`mesh.processes.num_processes` must be an int >= 1, got 0"),
+        (
+            {"num_processes": 2, "process_id": 2},
+            r"`mesh.processes.process_id` must be an int in \[0, 1\] \(below mesh.processes.num_processes\)",
+        ),
+        ({"heartbeat_timeout_s": 0}, r"`mesh.processes.heartbeat_timeout_s` must be an int >= 1"),
     ],
 )
 def test_invalid_process_settings_name_the_field(processes, match):
     with pytest.raises(ConfigError, match=match):
         ProcessSpec(**processes)
+
+
+def test_a_data_axis_may_be_several_axes_given_as_a_list():
+    spec = MeshSpec.from_dict(
+        {"axes": {"data": 4, "model": 2}, "executor": "shard_map", "data_axis": ["data", "model"]}
+    )
+    assert spec.data_axis == ("data", "model") == spec.data_axes
+    assert MeshSpec().data_axes == ("data",)
 
 
 def test_from_dict_names_unknown_fields_at_both_levels():

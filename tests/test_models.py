@@ -11,6 +11,7 @@ import inspect
 import io
 import itertools
 import re
+import typing
 
 import equinox as eqx
 import jax
@@ -26,21 +27,23 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.metrics import roc_auc_score
 
 from liam_core import (
-    CompileCounter,
     ConfigError,
+    ConfigTypeError,
     EmptyInputError,
     InvalidTypeError,
     InvalidValueError,
     ShapeError,
 )
 from liam_core.models import (
-    METHODS,
     MODELS,
+    Activation,
     Autoencoder,
     MLPClassifier,
     MLPRegressor,
     ModelSkeleton,
+    Quadrature,
     Standardization,
+    cross_entropy_example_loss,
     cross_entropy_loss,
     integrated_gradients,
     make_model,
@@ -48,9 +51,12 @@ from liam_core.models import (
     model_from_arrays,
     model_to_arrays,
     mse_loss,
+    reconstruction_example_loss,
     reconstruction_loss,
+    squared_error_example_loss,
     trainable_filter,
 )
+from liam_core.testing import CompileCounter
 
 # One small instance of each model, by constructor, with the output shape of one example.
 SMALL = {
@@ -103,11 +109,16 @@ def fit(model, per_example_loss, *data, steps: int, learning_rate: float):
 # --- convention: one example in, map over batches with vmap -----------------------------------
 
 
-def test_models_map_one_example_and_vmap_over_a_batch(small):
+def test_models_map_one_example_and_vmap_over_a_batch(small, rng):
     model, out_shape = small
-    assert apply(model, jnp.ones(5)).shape == out_shape
-    assert apply(model, jnp.ones(5)).dtype == jnp.float32
-    assert rows(model, jnp.ones((7, 5))).shape == (7, *out_shape)
+    x = jnp.asarray(rng.normal(size=(7, 5)).astype(np.float32))
+    one = apply(model, x[3])
+    assert one.shape == out_shape and one.dtype == jnp.float32
+    batch = rows(model, x)
+    assert batch.shape == (7, *out_shape)
+    for i in (0, 3, 6):  # row i of the batch is the model of example i
+        np.testing.assert_allclose(batch[i], apply(model, x[i]), rtol=1e-6, atol=1e-7)
+    assert not np.allclose(batch[0], batch[6])  # and the rows do differ
 
 
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
@@ -159,7 +170,7 @@ INVALID_SETTINGS = [
     (MLPClassifier, {"in_features": 3, "n_classes": 2, "depth": -1}, "depth", ">= 0"),
     (Autoencoder, {"in_features": 0}, "in_features", ">= 1"),
     (Autoencoder, {"in_features": 4, "latent": 5}, "latent", r"\[1, 4\]"),
-    (Autoencoder, {"in_features": 4, "latent": 0}, "latent", ">= 1"),
+    (Autoencoder, {"in_features": 4, "latent": 0}, "latent", r"\[1, 4\]"),
     (Autoencoder, {"in_features": 4, "width": 0}, "width", ">= 1"),
     (Autoencoder, {"in_features": 4, "depth": -2}, "depth", ">= 0"),
 ]
@@ -178,9 +189,22 @@ def test_invalid_settings_raise_config_error_naming_the_field_and_allowed_values
 
 
 @pytest.mark.parametrize("value", [2.5, "64", True, None])
-def test_a_setting_of_the_wrong_type_raises_invalid_type_error(value, getkey):
-    with pytest.raises(InvalidTypeError, match="`width` must be an int"):
+def test_a_setting_of_the_wrong_type_raises_a_config_type_error(value, getkey):
+    # A ConfigTypeError is both a ConfigError and an InvalidTypeError (a TypeError).
+    with pytest.raises(ConfigTypeError, match="MLPRegressor: `width` must be an int >= 1, got"):
         MLPRegressor(3, 1, width=value, key=getkey())
+
+
+def test_the_activation_setting_takes_exactly_the_activation_names(getkey):
+    model = MLPRegressor(1, 1, depth=1, width=1, key=getkey())
+    x = jnp.array([-0.7])
+    outputs = {}
+    for name in typing.get_args(Activation):
+        # The same weights with another activation: only the function between layers changes.
+        outputs[name] = float(dataclasses.replace(model.mlp, activation=name)(x)[0])
+    assert len(set(outputs.values())) == len(outputs)  # every name is a different function
+    with pytest.raises(ConfigError, match=r"`activation` must be one of 'relu', 'gelu'"):
+        MLPRegressor(3, 1, activation="swish", key=getkey())
 
 
 @pytest.mark.parametrize("cls", list(MODELS.values()), ids=list(MODELS))
@@ -238,6 +262,12 @@ LOSS_CASES = {
         lambda rng, n: (),
     ),
 }
+# The primitive of each batch loss: a loss of one example, which the trainer averages.
+EXAMPLE_LOSSES = {
+    "mse": squared_error_example_loss,
+    "cross_entropy": cross_entropy_example_loss,
+    "reconstruction": reconstruction_example_loss,
+}
 
 
 @pytest.fixture(params=list(LOSS_CASES))
@@ -245,6 +275,18 @@ def loss_case(request, getkey, rng):
     build, loss, targets = LOSS_CASES[request.param]
     x = rng.normal(size=(16, 5)).astype(np.float32)
     return build(getkey()), loss, x, targets(rng, 16)
+
+
+@pytest.mark.parametrize("name", list(LOSS_CASES))
+def test_each_batch_loss_is_the_vmap_of_its_per_example_loss(name, getkey, rng):
+    build, loss, targets = LOSS_CASES[name]
+    model, x, y = build(getkey()), rng.normal(size=(6, 5)).astype(np.float32), targets(rng, 6)
+    example_loss = EXAMPLE_LOSSES[name]
+    for i in (0, 5):
+        example = x[i] if not y else (x[i], y[0][i])
+        single = jax.jit(example_loss)(model, example)
+        assert single.shape == ()
+        np.testing.assert_allclose(loss(model, x, *y)[i], single, rtol=1e-6)
 
 
 def test_losses_return_one_value_per_row_each_depending_only_on_its_row(loss_case):
@@ -433,6 +475,7 @@ def test_mlp_regressor_fits_diabetes_better_than_predicting_the_mean():
     assert r2 > 0.4  # linear regression reaches 0.52 on all of diabetes; the mean scores 0
 
 
+@pytest.mark.slow
 def test_mlp_classifier_reaches_90_percent_train_accuracy_on_iris():
     data = load_iris()
     x = data.data.astype(np.float32)
@@ -494,7 +537,7 @@ def test_ig_completeness_error_shrinks_as_steps_grow(method, getkey, rng):
     assert all(later <= earlier * 1.01 + 1e-5 for earlier, later in itertools.pairwise(errors))
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", typing.get_args(Quadrature))
 def test_ig_of_a_linear_model_is_input_minus_baseline_times_weights(method, getkey, rng):
     model = MLPRegressor(6, 1, depth=0, key=getkey())
     w = model.mlp.layers[0].weight[0]
@@ -619,7 +662,7 @@ def test_model_from_arrays_takes_traced_arrays_as_an_exported_function_does(getk
 
 def test_model_from_arrays_rejects_the_wrong_count_shape_or_dtype(getkey):
     arrays, skeleton = model_to_arrays(MLPRegressor(3, 1, width=4, depth=1, key=getkey()))
-    with pytest.raises(ShapeError, match="expected 4 arrays"):
+    with pytest.raises(ShapeError, match="`arrays` must hold 4 arrays"):
         model_from_arrays(skeleton, arrays[:3])
     with pytest.raises(ShapeError, match=r"`\.mlp\.layers\[0\]\.weight` must have shape \(4, 3\)"):
         model_from_arrays(skeleton, [arrays[0].T, *arrays[1:]])
@@ -663,7 +706,7 @@ def test_make_model_builds_every_registered_model_from_plain_settings():
 
 
 def test_make_model_rejects_unknown_names_unknown_settings_and_missing_ones():
-    with pytest.raises(ConfigError, match=r"`name` must be one of \['mlp_regressor'"):
+    with pytest.raises(ConfigError, match=r"make_model: `name` must be one of 'mlp_regressor'"):
         make_model("transformer", in_features=3)
     with pytest.raises(ConfigError, match=r"has no setting \['heads'\]"):
         make_model("autoencoder", in_features=3, heads=2)

@@ -6,6 +6,9 @@ results are compared with a tolerance scaled to the data (see ``TOL``).
 
 from __future__ import annotations
 
+import re
+import typing
+
 import jax
 import numpy as np
 import pandas as pd
@@ -16,8 +19,15 @@ import statsmodels.api as sm
 from sklearn.datasets import load_diabetes
 from sklearn.preprocessing import StandardScaler
 
-from liam_core import CompileCounter, ConfigError, EmptyInputError, InvalidTypeError, ShapeError
+from liam_core import ConfigError, ConfigTypeError, EmptyInputError, InvalidTypeError, ShapeError
 from liam_core.algebra import (
+    Average,
+    ConvolveMode,
+    DetrendKind,
+    Scaling,
+    SpectralDetrend,
+    WindowName,
+    _spectra,
     convolve,
     detrend,
     dominant_period,
@@ -27,6 +37,7 @@ from liam_core.algebra import (
     standardize,
     welch,
 )
+from liam_core.testing import CompileCounter
 
 # Tolerance against a float64 oracle, relative to the largest magnitude of the expected
 # result: float32 rounds at 6e-8 per operation and these ops accumulate up to ~1e3
@@ -571,47 +582,84 @@ def test_integers_become_float64_under_x64():
         assert standardize(np.arange(6).reshape(3, 2)).dtype == np.float64
 
 
-# --- bad settings --------------------------------------------------------------------------
+# --- the FFT cost model is the CPU's --------------------------------------------------------
 
-x32 = np.zeros((20, 3), np.float32)
 
-BAD_SETTINGS = [
-    # (call, error, the message names)
-    (lambda: standardize(x32, ddof=20), ConfigError, "ddof"),
-    (lambda: standardize(x32, axis=2), ConfigError, "axis"),
-    (lambda: standardize(np.zeros((2, 2, 2))), ShapeError, "1-D"),
-    (lambda: standardize(np.zeros((0, 3))), EmptyInputError, "no samples"),
-    (lambda: standardize(np.zeros(3, np.complex64)), InvalidTypeError, "real"),
-    (lambda: standardize(np.zeros(3, bool)), InvalidTypeError, "real"),
-    (lambda: detrend(x32, type="quadratic"), ConfigError, "type='quadratic'"),
-    (lambda: rolling_mean(x32, 0), ConfigError, "window=0"),
-    (lambda: rolling_mean(x32, 21), ConfigError, "window=21"),
-    (lambda: rolling_mean(x32, 2.0), ConfigError, "window"),
-    (lambda: rolling_mean(x32, True), ConfigError, "window"),
-    (lambda: rolling_mean(x32, 3, axis=-3), ConfigError, "axis=-3"),
-    (lambda: rolling_std(x32, 3, ddof=3), ConfigError, "ddof=3"),
-    (lambda: rolling_std(x32, 3, ddof=-1), ConfigError, "ddof=-1"),
-    (lambda: convolve(x32, np.ones(3), mode="circular"), ConfigError, "mode='circular'"),
-    (lambda: convolve(x32, np.ones((3, 1))), ShapeError, "kernel"),
-    (lambda: convolve(x32, np.ones(0)), ShapeError, "kernel"),
-    (lambda: periodogram(x32, window="kaiser"), ConfigError, "window='kaiser'"),
-    (lambda: periodogram(x32, detrend="cubic"), ConfigError, "detrend='cubic'"),
-    (lambda: periodogram(x32, scaling="psd"), ConfigError, "scaling='psd'"),
-    (lambda: periodogram(x32, fs=0.0), ConfigError, "fs=0.0"),
-    (lambda: periodogram(x32, fs=float("nan")), ConfigError, "fs"),
-    (lambda: periodogram(x32, fs="1"), ConfigError, "fs"),
-    (lambda: welch(x32), ConfigError, "nperseg=256"),
-    (lambda: welch(x32, nperseg=0), ConfigError, "nperseg=0"),
-    (lambda: welch(x32, nperseg=8, noverlap=8), ConfigError, "noverlap=8"),
-    (lambda: welch(x32, nperseg=8, average="max"), ConfigError, "average='max'"),
-    (lambda: dominant_period(np.ones(1)), ShapeError, "at least 2 samples"),
-    (lambda: dominant_period(x32, fs=-1.0), ConfigError, "fs=-1.0"),
+def test_off_the_cpu_backend_every_length_takes_the_plain_real_fft(rng, monkeypatch):
+    # The Bluestein cost model was measured on XLA CPU only; elsewhere it must not apply.
+    assert _spectra._rfft_uses_bluestein(1009)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert not any(_spectra._rfft_uses_bluestein(n) for n in (1009, 2284, 999_969))
+    # A shape no other test traces, so the patched backend is read while tracing.
+    x = random_series(rng, (1013, 3), np.float32)
+    _, power = periodogram(x, window="hann")
+    assert_matches(power, scipy_periodogram(x, window="hann")[1], np.float32)
+
+
+# --- allowed values ------------------------------------------------------------------------
+
+
+LITERAL_SETTINGS = [  # (type, a call with the setting, the setting's name)
+    (WindowName, lambda value: periodogram(x32, window=value), "periodogram: `window`"),
+    (SpectralDetrend, lambda value: periodogram(x32, detrend=value), "periodogram: `detrend`"),
+    (Scaling, lambda value: welch(x32, nperseg=8, scaling=value), "welch: `scaling`"),
+    (Average, lambda value: welch(x32, nperseg=8, average=value), "welch: `average`"),
+    (DetrendKind, lambda value: detrend(x32, type=value), "detrend: `type`"),
+    (ConvolveMode, lambda value: convolve(x32, np.ones(3), mode=value), "convolve: `mode`"),
 ]
 
 
-@pytest.mark.parametrize(("call", "error", "named"), BAD_SETTINGS)
-def test_bad_settings_raise_a_typed_error_naming_the_argument(call, error, named):
-    with pytest.raises(error, match=named.replace("(", r"\(").replace("[", r"\[")):
+@pytest.mark.parametrize(("allowed", "call", "setting"), LITERAL_SETTINGS)
+def test_a_refused_setting_lists_exactly_the_values_of_its_literal_type(allowed, call, setting):
+    # (Every value is accepted: the settings tables above run each one.)
+    listed = ", ".join(repr(value) for value in typing.get_args(allowed))
+    with pytest.raises(ConfigError, match=re.escape(f"{setting} must be one of {listed}, got")):
+        call("unknown")
+
+
+# --- bad settings --------------------------------------------------------------------------
+
+x32 = np.zeros((20, 3), np.float32)
+AXIS = "`axis` must be an int in [-2, 1] for an array of shape (20, 3), got"
+WINDOW = "rolling_mean: `window` must be an int in [1, 20] (the length of axis 0), got"
+
+BAD_SETTINGS = [
+    # (call, error, the message: owner, argument, what was expected, what was given)
+    (lambda: standardize(x32, ddof=20), ConfigError, "standardize: `ddof` must be an int in [0, 19] (n - ddof must be > 0, n=20), got 20"),
+    (lambda: standardize(x32, axis=2), ConfigError, f"standardize: {AXIS} 2"),
+    (lambda: standardize(np.zeros((2, 2, 2))), ShapeError, "standardize: `x` must be 1-D or 2-D ([time] or [time, metrics]), got shape (2, 2, 2)"),
+    (lambda: standardize(np.zeros((0, 3))), EmptyInputError, "standardize: `x` must hold at least one sample along axis 0, got shape (0, 3)"),
+    (lambda: standardize(np.zeros(3, np.complex64)), InvalidTypeError, "standardize: `x` must be an array of real numbers (float or int), got dtype complex64"),
+    (lambda: standardize(np.zeros(3, bool)), InvalidTypeError, "standardize: `x` must be an array of real numbers (float or int), got dtype bool"),
+    (lambda: detrend(x32, type="quadratic"), ConfigError, "detrend: `type` must be one of 'constant', 'linear', got 'quadratic'"),
+    (lambda: rolling_mean(x32, 0), ConfigError, f"{WINDOW} 0"),
+    (lambda: rolling_mean(x32, 21), ConfigError, f"{WINDOW} 21"),
+    (lambda: rolling_mean(x32, 2.0), ConfigTypeError, f"{WINDOW} float: 2.0"),
+    (lambda: rolling_mean(x32, True), ConfigTypeError, f"{WINDOW} bool: True"),
+    (lambda: rolling_mean(x32, 3, axis=-3), ConfigError, f"rolling_mean: {AXIS} -3"),
+    (lambda: rolling_std(x32, 3, ddof=3), ConfigError, "rolling_std: `ddof` must be an int in [0, 2] (window - ddof must be > 0, window=3), got 3"),
+    (lambda: rolling_std(x32, 3, ddof=-1), ConfigError, "rolling_std: `ddof` must be an int in [0, 2] (window - ddof must be > 0, window=3), got -1"),
+    (lambda: convolve(x32, np.ones(3), mode="circular"), ConfigError, "convolve: `mode` must be one of 'full', 'same', 'valid', got 'circular'"),
+    (lambda: convolve(x32, np.ones((3, 1))), ShapeError, "convolve: `kernel` must be 1-D, got shape (3, 1)"),
+    (lambda: convolve(x32, np.ones(0)), EmptyInputError, "convolve: `kernel` must hold at least one value, got shape (0,)"),
+    (lambda: periodogram(x32, window="kaiser"), ConfigError, "periodogram: `window` must be one of 'boxcar', 'hann', 'hamming', 'blackman', 'bartlett', got 'kaiser'"),
+    (lambda: periodogram(x32, detrend="cubic"), ConfigError, "periodogram: `detrend` must be one of 'constant', 'linear', False, None, got 'cubic'"),
+    (lambda: periodogram(x32, scaling="psd"), ConfigError, "periodogram: `scaling` must be one of 'density', 'spectrum', got 'psd'"),
+    (lambda: periodogram(x32, fs=0.0), ConfigError, "periodogram: `fs` must be a finite number > 0, got 0.0"),
+    (lambda: periodogram(x32, fs=float("nan")), ConfigError, "periodogram: `fs` must be a finite number > 0, got nan"),
+    (lambda: periodogram(x32, fs="1"), ConfigTypeError, "periodogram: `fs` must be a finite number > 0, got str: '1'"),
+    (lambda: welch(x32), ConfigError, "welch: `nperseg` must be an int in [1, 20] (the length of axis 0), got 256"),
+    (lambda: welch(x32, nperseg=0), ConfigError, "welch: `nperseg` must be an int in [1, 20] (the length of axis 0), got 0"),
+    (lambda: welch(x32, nperseg=8, noverlap=8), ConfigError, "welch: `noverlap` must be an int in [0, 7] (nperseg=8), got 8"),
+    (lambda: welch(x32, nperseg=8, average="max"), ConfigError, "welch: `average` must be one of 'mean', 'median', got 'max'"),
+    (lambda: dominant_period(np.ones(1)), ShapeError, "dominant_period: `x` must hold at least 2 samples along axis 0, got shape (1,)"),
+    (lambda: dominant_period(x32, fs=-1.0), ConfigError, "dominant_period: `fs` must be a finite number > 0, got -1.0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("call", "error", "message"), BAD_SETTINGS)
+def test_bad_settings_raise_a_typed_error_naming_the_argument(call, error, message):
+    with pytest.raises(error, match=re.escape(message)):
         call()
 
 
@@ -620,5 +668,5 @@ def test_bad_settings_are_refused_while_tracing_inside_an_outer_jit():
     def outer(x):
         return rolling_mean(x, 50)
 
-    with pytest.raises(ConfigError, match="window=50"):
+    with pytest.raises(ConfigError, match=re.escape(f"{WINDOW} 50")):
         outer(x32)

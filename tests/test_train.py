@@ -22,7 +22,6 @@ import optax
 import pytest
 
 from liam_core import (
-    CompileCounter,
     ConfigError,
     InvalidTypeError,
     InvalidValueError,
@@ -31,9 +30,15 @@ from liam_core import (
 )
 from liam_core.alda import LaborArray
 from liam_core.data import SyntheticTelemetry
-from liam_core.models import make_model, trainable_filter
+from liam_core.models import (
+    MODELS,
+    make_model,
+    reconstruction_example_loss,
+    trainable_filter,
+)
+from liam_core.testing import CompileCounter
 from liam_core.train import (
-    EXAMPLE_LOSSES,
+    TASKS,
     CheckpointError,
     Checkpoints,
     MetricsLog,
@@ -45,9 +50,9 @@ from liam_core.train import (
     TrainState,
     TrainStep,
     detection_quality,
-    example_loss_for,
     explain_top_anomalies,
     fit,
+    task_for,
 )
 
 METRICS = ("productivity", "efficiency", "quality", "throughput")
@@ -78,6 +83,7 @@ def train(run_dir: Path | None, *, labor: LaborArray | None = None, spec=SPEC, *
         autoencoder(),
         optimizer(),
         TRAIN,
+        loss=reconstruction_example_loss,
         labor=labor or LaborArray(2),
         spec=spec,
         eval_examples=HELD_OUT,
@@ -96,6 +102,7 @@ def uninterrupted(tmp_path_factory):
 # --------------------------------------------------------------------------- the step
 
 
+@pytest.mark.slow
 def test_a_step_gives_the_same_bits_on_1_2_and_4_devices_with_pmap_and_shard_map():
     # 8 devices against 2, in separate processes, are in test_train_resume.py.
     batch = TRAIN[:400]  # two chunks of 256 rows, the second one ragged
@@ -106,7 +113,7 @@ def test_a_step_gives_the_same_bits_on_1_2_and_4_devices_with_pmap_and_shard_map
         LaborArray(2, executor="shard_map"),
         LaborArray(4),
     ):
-        step = TrainStep(labor, optimizer())
+        step = TrainStep(labor, optimizer(), loss=reconstruction_example_loss)
         model = autoencoder()
         opt_state = step.init(model)
         losses = []
@@ -119,7 +126,7 @@ def test_a_step_gives_the_same_bits_on_1_2_and_4_devices_with_pmap_and_shard_map
 
 
 def test_a_step_compiles_once_and_updates_only_trainable_parameters():
-    step = TrainStep(LaborArray(2), optax.adam(1e-2))
+    step = TrainStep(LaborArray(2), optax.adam(1e-2), loss=reconstruction_example_loss)
     model = autoencoder()
     opt_state = step.init(model)
     model, opt_state, _ = step(model, opt_state, TRAIN[:512])
@@ -140,8 +147,9 @@ def test_a_step_compiles_once_and_updates_only_trainable_parameters():
     assert not np.array_equal(new_model.encoder.layers[0].weight, model.encoder.layers[0].weight)
 
 
-@pytest.mark.parametrize("name", sorted(EXAMPLE_LOSSES))
-def test_every_model_has_a_per_example_loss_that_trains_it(name):
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_the_task_of_every_model_has_a_per_example_loss_that_trains_it(name):
     x = (TRAIN - TRAIN.mean(axis=0)) / TRAIN.std(axis=0)
     settings = {
         "autoencoder": ({"in_features": 4, "width": 8}, x),
@@ -153,16 +161,29 @@ def test_every_model_has_a_per_example_loss_that_trains_it(name):
     }
     model_settings, examples = settings[name]
     model = make_model(name, seed=0, **model_settings)
-    assert example_loss_for(model) is EXAMPLE_LOSSES[name]
+    task = task_for(model)
+    assert type(task) is TASKS[MODELS[name]]
     spec = TrainSpec(steps=40, batch_size=512, eval_every=0, log_every=5, checkpoint_every=0)
-    result = fit(model, optax.adam(1e-2), examples, labor=LaborArray(2), spec=spec)
+    result = fit(
+        model, optax.adam(1e-2), examples, loss=task.example_loss, labor=LaborArray(2), spec=spec
+    )
     losses = [record["loss"] for record in result.history]
     assert losses[-1] < 0.8 * losses[0]
 
 
-def test_a_model_without_a_built_in_loss_needs_one():
-    with pytest.raises(ConfigError, match="pass `loss=`"):
-        example_loss_for(eqx.nn.Linear(2, 1, key=jax.random.key(0)))
+def test_a_model_without_a_task_is_refused_naming_the_models_that_have_one():
+    assert set(TASKS) == set(MODELS.values())
+    with pytest.raises(ConfigError, match=r"no task for a Linear; `model` must be one of \['Auto"):
+        task_for(eqx.nn.Linear(2, 1, key=jax.random.key(0)))
+
+
+def test_fit_and_train_step_need_the_loss_spelled_out():
+    with pytest.raises(TypeError, match="loss"):
+        TrainStep(LaborArray(2), optimizer())
+    with pytest.raises(TypeError, match="loss"):
+        fit(autoencoder(), optimizer(), TRAIN, labor=LaborArray(2), spec=SPEC)
+    with pytest.raises(InvalidTypeError, match="TrainStep: `loss` must be a per-example loss"):
+        TrainStep(LaborArray(2), optimizer(), loss="mse")
 
 
 # --------------------------------------------------------------------------- the loop
@@ -194,6 +215,7 @@ def test_early_stopping_ends_the_run_after_patience_evaluations_without_improvem
         autoencoder(),
         optax.sgd(0.0),  # nothing improves after the first evaluation
         TRAIN,
+        loss=reconstruction_example_loss,
         labor=LaborArray(2),
         spec=spec,
         eval_examples=HELD_OUT,
@@ -205,6 +227,7 @@ def test_early_stopping_ends_the_run_after_patience_evaluations_without_improvem
         autoencoder(),
         optax.sgd(0.0),
         TRAIN,
+        loss=reconstruction_example_loss,
         labor=LaborArray(2),
         spec=spec,
         eval_examples=HELD_OUT,
@@ -219,18 +242,28 @@ def test_a_nan_loss_stops_the_run_with_an_error_naming_the_step():
     model = make_model("mlp_classifier", in_features=4, n_classes=2, width=8, seed=0)
     spec = TrainSpec(steps=10, batch_size=512, eval_every=0, log_every=5, checkpoint_every=0)
     with pytest.raises(InvalidValueError, match="training loss is nan at step 5"):
-        fit(model, optax.adam(1e-2), (x, labels), labor=LaborArray(2), spec=spec)
+        fit(
+            model,
+            optax.adam(1e-2),
+            (x, labels),
+            loss=task_for(model).example_loss,
+            labor=LaborArray(2),
+            spec=spec,
+        )
 
 
 @pytest.mark.parametrize(
     ("settings", "match"),
     [
-        ({"steps": 0}, r"train.steps must be an int >= 1, got 0"),
-        ({"eval_every": -1}, r"train.eval_every must be an int >= 0"),
+        ({"steps": 0}, r"`train.steps` must be an int >= 1, got 0"),
+        ({"batch_size": 2.0}, r"`train.batch_size` must be an int >= 1, got float: 2.0"),
+        ({"eval_every": -1}, r"`train.eval_every` must be an int >= 0, got -1"),
+        ({"patience": 0}, r"`train.patience` must be an int >= 1, got 0"),
         ({"patience": 2, "eval_every": 0}, r"train.patience=2 stops early on evaluations"),
-        ({"min_delta": float("nan")}, r"train.min_delta must be a finite number"),
-        ({"keep_checkpoints": 0}, r"train.keep_checkpoints must be an int >= 1"),
-        ({"shuffle": "yes"}, r"train.shuffle must be true or false"),
+        ({"min_delta": float("nan")}, r"`train.min_delta` must be a finite number >= 0, got nan"),
+        ({"keep_checkpoints": 0}, r"`train.keep_checkpoints` must be an int >= 1, got 0"),
+        ({"shuffle": "yes"}, r"`train.shuffle` must be True or False, got str: 'yes'"),
+        ({"seed": -1}, r"`train.seed` must be an int >= 0, got -1"),
     ],
 )
 def test_invalid_train_settings_raise_a_config_error_naming_the_setting(settings, match):
@@ -238,17 +271,58 @@ def test_invalid_train_settings_raise_a_config_error_naming_the_setting(settings
         TrainSpec(**settings)
 
 
+def test_train_settings_that_pass_are_normalized_to_plain_python_values():
+    spec = TrainSpec(steps=np.int64(10), min_delta=0, shuffle=np.bool_(False))
+    assert (type(spec.steps), spec.steps) == (int, 10)
+    assert (type(spec.min_delta), type(spec.shuffle)) == (float, bool)
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"train_fraction": 1.0}, r"`task.train_fraction` must be a finite number in \(0, 1\)"),
+        ({"eval_fraction": float("nan")}, r"`task.eval_fraction` must be .* in \(0, 1\), got nan"),
+        ({"threshold_quantile": "0.9"}, r"`task.threshold_quantile` must be .*, got str: '0.9'"),
+        ({"train_fraction": 0.8, "eval_fraction": 0.3}, r"`task.train_fraction \+ task.eval_f"),
+        ({"top_anomalies": -1}, r"`task.top_anomalies` must be an int >= 0, got -1"),
+        ({"attribution_steps": 1}, r"`task.attribution_steps` must be an int >= 2, got 1"),
+        ({"target": 3}, r"`task.target` must be a metric name or null, got int: 3"),
+    ],
+)
+def test_invalid_task_settings_raise_a_config_error_naming_the_setting(settings, match):
+    with pytest.raises(ConfigError, match=match):
+        TaskSpec(**settings)
+
+
 def test_other_invalid_inputs_raise_typed_errors_naming_what_is_wrong():
-    with pytest.raises(ConfigError, match=r"train.batch_size=4096 must be in \[1, 2560\]"):
-        fit(autoencoder(), optax.adam(1e-2), TRAIN, labor=LaborArray(2), spec=TrainSpec())
+    with pytest.raises(
+        ConfigError, match=r"`train.batch_size` must be an int in \[1, 2560\] \(the training rows\)"
+    ):
+        fit(
+            autoencoder(),
+            optax.adam(1e-2),
+            TRAIN,
+            loss=reconstruction_example_loss,
+            labor=LaborArray(2),
+            spec=TrainSpec(),
+        )
     with pytest.raises(InvalidTypeError, match=r"optax\.GradientTransformation"):
-        TrainStep(LaborArray(2), "adam")
-    with pytest.raises(InvalidTypeError, match="model must be an Equinox module"):
-        fit({"w": np.ones(2)}, optax.adam(1e-2), TRAIN, labor=LaborArray(2), spec=SPEC)
-    with pytest.raises(ConfigError, match=r"task.train_fraction \+ task.eval_fraction"):
-        TaskSpec(train_fraction=0.8, eval_fraction=0.3)
-    with pytest.raises(ConfigError, match=r"tracking.kind must be one of \('jsonl', 'mlflow'\)"):
+        TrainStep(LaborArray(2), "adam", loss=reconstruction_example_loss)
+    with pytest.raises(InvalidTypeError, match="fit: `model` must be an Equinox module"):
+        fit(
+            {"w": np.ones(2)},
+            optax.adam(1e-2),
+            TRAIN,
+            loss=reconstruction_example_loss,
+            labor=LaborArray(2),
+            spec=SPEC,
+        )
+    with pytest.raises(ConfigError, match="fit: `stop_at` must be an int >= 1 or None, got 0"):
+        train(None, stop_at=0)
+    with pytest.raises(ConfigError, match=r"`tracking.kind` must be one of 'jsonl', 'mlflow'"):
         TrackingSpec(kind="wandb")
+    with pytest.raises(ConfigError, match=r"tracking.kind='mlflow' needs tracking.tracking_uri"):
+        TrackingSpec(kind="mlflow")
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -343,7 +417,7 @@ def _damage(step_dir: Path, how: str) -> None:
 
 
 def _template() -> TrainState:
-    step = TrainStep(LaborArray(2), optimizer())
+    step = TrainStep(LaborArray(2), optimizer(), loss=reconstruction_example_loss)
     model = autoencoder()
     return TrainState(model, step.init(model), 0, 0, np.zeros(2, np.uint32))
 
@@ -393,6 +467,7 @@ def test_a_checkpoint_of_another_model_is_refused_not_skipped(tmp_path):
             other,
             optimizer(),
             TRAIN,
+            loss=reconstruction_example_loss,
             labor=LaborArray(2),
             spec=SPEC,
             checkpoint_dir=tmp_path / "checkpoints",
@@ -422,6 +497,7 @@ def test_the_metrics_file_of_a_resumed_run_drops_records_past_the_checkpoint(tmp
 
 
 @MLFLOW_SQLALCHEMY_WARNING
+@pytest.mark.slow
 def test_mlflow_tracking_writes_params_metrics_artifacts_and_config_to_a_sqlite_store(tmp_path):
     from mlflow import MlflowClient
 
@@ -451,9 +527,15 @@ def test_mlflow_tracking_writes_params_metrics_artifacts_and_config_to_a_sqlite_
 def test_detection_quality_counts_precision_recall_and_f1():
     flagged = np.array([1, 1, 1, 0, 0, 0], bool)
     truth = np.array([1, 1, 0, 1, 0, 0], bool)
-    quality = detection_quality(flagged, truth)
-    assert (quality["precision"], quality["recall"]) == (2 / 3, 2 / 3)
-    assert quality["f1"] == pytest.approx(2 / 3)
+    assert detection_quality(flagged, truth) == {
+        "n_rows": 6,
+        "n_flagged": 3,
+        "n_true_anomalies": 3,
+        "true_positives": 2,
+        "precision": 2 / 3,
+        "recall": 2 / 3,
+        "f1": pytest.approx(2 / 3),
+    }
     assert detection_quality(np.zeros(3, bool), np.zeros(3, bool))["f1"] == 0.0
 
 

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import equinox as eqx
 import optax
 import pytest
-from hydra import compose, initialize_config_dir
+import yaml
+from _helpers import EXPERIMENTS, ROOT, run_python
+from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 
 from liam_core import ConfigError
-from liam_core.config import CONFIG_DIR, train_settings
+from liam_core.config import CONFIG_MODULE, train_settings
 from liam_core.models import model_config
 from liam_core.train import TrainSettings, run_training
 
-ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ROOT / "experiments" / "train.py"
-MODELS = sorted(path.stem for path in (CONFIG_DIR / "model").glob("*.yaml"))
-OPTIMIZERS = sorted(path.stem for path in (CONFIG_DIR / "optim").glob("*.yaml"))
+TRAIN = EXPERIMENTS / "train.py"
+MODELS = sorted(path.stem for path in (ROOT / "conf" / "model").glob("*.yaml"))
+OPTIMIZERS = sorted(path.stem for path in (ROOT / "conf" / "optim").glob("*.yaml"))
 
 # Reading an MLflow SQLite store with SQLAlchemy 2.1 warns about MLflow's own models (their
 # `noload` relationships), not about anything here.
@@ -31,14 +30,18 @@ MLFLOW_SQLALCHEMY_WARNING = pytest.mark.filterwarnings(
 )
 
 
-def _settings(overrides: list[str], tmp_path: Path) -> TrainSettings:
+def _compose_train(overrides: list[str], tmp_path: Path):
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+        return compose(
             "train",
             overrides=[*overrides, f"hydra.runtime.output_dir={tmp_path}"],
             return_hydra_config=True,
         )
+
+
+def _settings(overrides: list[str], tmp_path: Path) -> TrainSettings:
+    cfg = _compose_train(overrides, tmp_path)
     HydraConfig.instance().set_config(cfg)
     return train_settings(cfg)
 
@@ -50,8 +53,14 @@ def test_the_groups_hold_every_model_and_some_optimizers():
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_config_builds_its_model_from_target(model, tmp_path):
-    built = _settings([f"model={model}"], tmp_path).model()
+    built = _settings([f"model={model}"], tmp_path).model(in_features=6)
     assert isinstance(built, eqx.Module) and model_config(built)["name"] == model
+    assert model_config(built)["in_features"] == 6  # `in_features: null` comes from the data
+
+
+def test_a_model_config_that_sets_in_features_keeps_it(tmp_path):
+    built = _settings(["model.in_features=5"], tmp_path).model(in_features=6)
+    assert model_config(built)["in_features"] == 5
 
 
 @pytest.mark.parametrize("optim", OPTIMIZERS)
@@ -73,15 +82,18 @@ def test_the_anomaly_experiment_sets_its_data_and_task(tmp_path):
 @pytest.mark.parametrize(
     ("override", "match"),
     [
-        ("train.batch_size=0", "train.batch_size must be an int >= 1, got 0"),
+        ("train.batch_size=0", "`train.batch_size` must be an int >= 1, got 0"),
         ("+train.bogus=1", r"train has unknown fields \['bogus'\]"),
-        ("task.threshold_quantile=1.5", r"task.threshold_quantile must be a number in \(0, 1\)"),
-        ("tracking=wandb", r"tracking.kind must be one of \('jsonl', 'mlflow'\)"),
-        ("mlflow.tracking_uri=null", "tracking.kind='mlflow' needs tracking.tracking_uri"),
+        (
+            "task.threshold_quantile=1.5",
+            r"`task.threshold_quantile` must be a finite number in \(0, 1\), got 1.5",
+        ),
+        ("tracking.kind=wandb", "`tracking.kind` must be one of 'jsonl', 'mlflow', got 'wandb'"),
+        ("tracking.tracking_uri=null", "tracking.kind='mlflow' needs tracking.tracking_uri"),
     ],
 )
 def test_invalid_overrides_raise_a_config_error_naming_the_field(override, match, tmp_path):
-    overrides = [override, "tracking=mlflow"] if override.startswith("mlflow") else [override]
+    overrides = ["tracking=mlflow", override] if "tracking_uri" in override else [override]
     with pytest.raises(ConfigError, match=match):
         _settings(overrides, tmp_path)
 
@@ -96,14 +108,16 @@ def test_invalid_overrides_raise_a_config_error_naming_the_field(override, match
 )
 def test_a_bad_target_setting_fails_when_built_naming_the_group(override, match, tmp_path):
     settings = _settings([override], tmp_path)
-    build = settings.optimizer if override.startswith("optim") else settings.model
     with pytest.raises(ConfigError, match=match):
-        build()
+        if override.startswith("optim"):
+            settings.optimizer()
+        else:
+            settings.model(in_features=8)
 
 
 def test_a_model_that_does_not_fit_the_data_is_refused_before_training(tmp_path):
     settings = _settings(
-        ["model.in_features=5", "data.settings.n_records=20000", "compilation_cache_dir=null"],
+        ["model.in_features=5", "data.settings.n_records=20000", "paths.cache_dir=null"],
         tmp_path,
     )
     with pytest.raises(ConfigError, match=r"model.in_features=5, but the data give 8 input"):
@@ -117,10 +131,9 @@ def test_a_multirun_trains_on_two_meshes_to_one_digest_and_tracks_both_in_mlflow
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-    result = subprocess.run(
+    result = run_python(
+        TRAIN,
         [
-            sys.executable,
-            str(TRAIN),
             "-m",
             "mesh=cpu1,cpu4x2",
             "experiment=anomaly",
@@ -130,12 +143,10 @@ def test_a_multirun_trains_on_two_meshes_to_one_digest_and_tracks_both_in_mlflow
             "train.eval_every=10",
             "train.checkpoint_every=20",
             "tracking=mlflow",
-            f"mlflow.tracking_uri={uri}",
+            f"tracking.tracking_uri={uri}",
             "progress=false",
             f"hydra.sweep.dir={tmp_path / 'sweep'}",
         ],
-        capture_output=True,
-        text=True,
         timeout=300,
         cwd=tmp_path,
     )
@@ -163,3 +174,44 @@ def test_a_multirun_trains_on_two_meshes_to_one_digest_and_tracks_both_in_mlflow
         assert {"loss", "eval_loss", "precision", "recall", "f1"} <= set(run.data.metrics)
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"config.json", "report.json", "training_curves.png", "metrics.jsonl"} <= artifacts
+
+
+def test_the_anomaly_search_maximizes_validation_f1_with_optuna(tmp_path):
+    cfg = _compose_train(["hparams_search=anomaly_optuna"], tmp_path)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
+    assert set(sweeper.params) == {"model.width", "model.latent", "optim.learning_rate"}
+    assert cfg.optimized_metric == "anomalies.by_part.reference.f1"
+    assert cfg.data.settings.n_records == 200_000  # the anomaly experiment
+
+
+@pytest.mark.slow
+def test_an_optuna_search_runs_each_trial_in_a_child_and_reports_the_best(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_python(
+        TRAIN,
+        [
+            "hparams_search=anomaly_optuna",
+            "hydra.sweeper.n_trials=3",
+            "hydra.sweeper.sampler.n_startup_trials=3",
+            "data.settings.n_records=20000",
+            "train.batch_size=1024",
+            "train.steps=30",
+            "train.eval_every=10",
+            "train.checkpoint_every=0",
+            "task.top_anomalies=0",
+            "progress=false",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        timeout=400,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = {
+        path.parent.name: json.loads(path.read_text())["anomalies"]["by_part"]["reference"]["f1"]
+        for path in sweep.glob("*/report.json")
+    }
+    assert sorted(trials) == ["0", "1", "2"]
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["best_value"] == pytest.approx(max(trials.values()))
+    assert set(best["best_params"]) == {"model.width", "model.latent", "optim.learning_rate"}

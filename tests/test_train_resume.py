@@ -12,14 +12,13 @@ import os
 import random
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import WORKERS, clean_env, kill, start_python
 
-ROOT = Path(__file__).resolve().parents[1]
-WORKER = ROOT / "tests" / "workers" / "train_worker.py"
+WORKER = WORKERS / "train_worker.py"
 TIMEOUT_S = 180
 STEPS = 40  # the worker's default; checkpoints every 5 steps, the newest 3 kept
 
@@ -30,24 +29,12 @@ def _start(devices: int, run_dir: Path, *extra: str) -> subprocess.Popen:
     run_dir.mkdir(parents=True, exist_ok=True)
     # stderr to a file: a pipe nobody reads while the test follows stdout could fill up.
     with (run_dir / f"stderr-{devices}.txt").open("a") as stderr:
-        return subprocess.Popen(
-            [
-                *(sys.executable, str(WORKER), "--devices", str(devices)),
-                *("--run-dir", str(run_dir), *extra),
-            ],
-            stdout=subprocess.PIPE,
+        return start_python(
+            WORKER,
+            ["--devices", str(devices), "--run-dir", str(run_dir), *extra],
+            env=clean_env(),
             stderr=stderr,
-            text=True,
-            cwd=ROOT,
         )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    if process.stdout is not None:
-        process.stdout.close()
 
 
 def _run(devices: int, run_dir: Path, *extra: str) -> dict[str, Any]:
@@ -55,7 +42,7 @@ def _run(devices: int, run_dir: Path, *extra: str) -> dict[str, Any]:
     try:
         stdout, _ = process.communicate(timeout=TIMEOUT_S)
     finally:
-        _stop(process)
+        kill([process])
     stderr = (run_dir / f"stderr-{devices}.txt").read_text()
     assert process.returncode == 0, stderr[-3000:]
     return json.loads(stdout.strip().splitlines()[-1])
@@ -78,7 +65,7 @@ def test_a_run_killed_with_sigkill_at_a_random_step_resumes_to_the_same_digest(r
                 break
         process.wait(timeout=TIMEOUT_S)
     finally:
-        _stop(process)
+        kill([process])
     assert process.returncode == -signal.SIGKILL, f"the run ended before step {kill_at}"
     resumed = _run(2, tmp_path)
     context = f"killed at step {kill_at}, resumed from {resumed['resumed_from']}"

@@ -1,15 +1,17 @@
 """liam-core: a JAX-native array pipeline for operational metrics and signals."""
 
+from importlib import metadata as _metadata
+
 from . import alda as alda
 from . import algebra as algebra
 from . import data as data
 from . import mesh as mesh
 from . import models as models
 from . import train as train
-from ._compiles import CompileCounter as CompileCounter
-from ._compiles import compiles_so_far as compiles_so_far
 from ._digest import digest as digest
+from ._errors import CheckpointError as CheckpointError
 from ._errors import ConfigError as ConfigError
+from ._errors import ConfigTypeError as ConfigTypeError
 from ._errors import DistributedError as DistributedError
 from ._errors import EmptyInputError as EmptyInputError
 from ._errors import HashCollisionError as HashCollisionError
@@ -26,4 +28,4 @@ from .algebra import BinaryAlgebra as BinaryAlgebra
 from .engine import LaborIntelligenceEngine as LaborIntelligenceEngine
 from .engine import Schema as Schema
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("liam-core")

@@ -45,5 +45,25 @@ class ConfigError(LiamError, ValueError):
     """A setting (argument or config field) has a value outside the allowed ones."""
 
 
+class ConfigTypeError(ConfigError, InvalidTypeError):
+    """A setting has the wrong type (text, a bool or None where an int was expected).
+
+    It is both a :class:`ConfigError` (a bad setting) and an :class:`InvalidTypeError`
+    (so ``except TypeError`` catches it, as it would from numpy or scipy).
+    """
+
+
 class DistributedError(LiamError, RuntimeError):
     """Multi-process start-up failed or a peer was lost."""
+
+
+class CheckpointError(LiamError, RuntimeError):
+    """A checkpoint is corrupt, partial or unreadable; the message names its folder and step.
+
+    Attributes:
+        step: the step of the checkpoint, when one is concerned.
+    """
+
+    def __init__(self, message: str, *, step: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step

@@ -27,9 +27,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import algebra
+from ._checks import check_int, check_number
 from ._digest import digest
-from ._errors import ConfigError, EmptyInputError, ShapeError
-from .alda import LaborArray
+from ._errors import EmptyInputError, ShapeError
+from ._evidence import (
+    detection_quality,
+    downsample_max,
+    mesh_summary,
+    plot_scores,
+    plot_scree,
+    plot_spectra,
+    progress_bar,
+    start_backend,
+    write_json,
+)
+from .alda import LaborArray, SchedulerSpec
 from .data import Batch, DataSpec, open_source
 from .engine import LaborIntelligenceEngine, Schema
 from .mesh import MeshSpec
@@ -71,14 +83,8 @@ class PipelineSpec:
             "drift_bins",
             "score_points",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"pipeline.{name} must be a positive int, got {value!r}")
-        if not isinstance(self.anomaly_threshold, int | float) or self.anomaly_threshold <= 0:
-            raise ConfigError(
-                f"pipeline.anomaly_threshold must be a positive number, got "
-                f"{self.anomaly_threshold!r}"
-            )
+            check_int(getattr(self, name), f"pipeline.{name}")
+        check_number(self.anomaly_threshold, "pipeline.anomaly_threshold", positive=True)
 
 
 def _moments(chunk: jax.Array, mask: jax.Array, shift: jax.Array) -> dict[str, jax.Array]:
@@ -231,7 +237,10 @@ def analyze(
     flagged = score > pipeline.anomaly_threshold
     anomalies = {"n_flagged": int(flagged.sum()), "threshold": pipeline.anomaly_threshold}
     if truth:
-        anomalies.update(_detection_quality(flagged, np.concatenate(truth)))
+        quality = detection_quality(flagged, np.concatenate(truth))
+        anomalies.update(
+            {key: quality[key] for key in ("n_true_anomalies", "precision", "recall", "f1")}
+        )
     elapsed = time.perf_counter() - started
 
     results = {
@@ -269,8 +278,8 @@ def analyze(
     results["curves"] = {
         "frequencies_per_hour": spectrum["frequencies"],
         "power": spectrum["power"],
-        "score": _downsample_max(score, pipeline.score_points),
-        "truth": _downsample_max(np.concatenate(truth), pipeline.score_points) if truth else None,
+        "score": downsample_max(score, pipeline.score_points),
+        "truth": downsample_max(np.concatenate(truth), pipeline.score_points) if truth else None,
         "singular_values": results["patterns"]["singular_values"],
     }
     return results
@@ -348,34 +357,15 @@ def _periodogram_sum(segments: jax.Array, mask: jax.Array, fs: jax.Array) -> jax
     return jnp.sum(jnp.where(mask[:, None, None], power / fs, 0), axis=0)
 
 
-def _detection_quality(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    true_positive = float(np.sum(flagged & truth))
-    precision = true_positive / max(float(flagged.sum()), 1.0)
-    recall = true_positive / max(float(truth.sum()), 1.0)
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "n_true_anomalies": int(truth.sum()),
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-    }
-
-
-def _downsample_max(values: np.ndarray, points: int) -> np.ndarray:
-    """The maximum of each of ``points`` equal runs of ``values`` (keeps spikes visible)."""
-    width = max(1, -(-values.shape[0] // points))
-    padded = np.pad(values.astype(np.float64), (0, -values.shape[0] % width))
-    return padded.reshape(-1, width).max(axis=1)
-
-
 @dataclasses.dataclass(frozen=True)
 class AnalyzeSettings:
-    """Everything the main job needs: mesh, data, pipeline, and where to write."""
+    """Everything the main job needs: mesh, scheduler, data, pipeline, and where to write."""
 
     mesh: MeshSpec
     data: DataSpec
     pipeline: PipelineSpec
     output_dir: Path
+    alda: SchedulerSpec = dataclasses.field(default_factory=SchedulerSpec)
     progress: bool = True
     compilation_cache_dir: str | None = None
     resolved_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -386,27 +376,12 @@ def run_analysis(settings: AnalyzeSettings) -> dict[str, Any]:
 
     Must run before anything else in the process computes with JAX, because the simulated
     CPU device count and the multi-process runtime are fixed when JAX starts its backend.
+    Process 0 writes ``report.json``, ``config.json``, ``scree.png``, ``spectra.png`` and
+    ``anomaly_scores.png`` to ``settings.output_dir``.
     """
-    from . import report
-    from .mesh import configure_backend, distributed
-
-    configure_backend(settings.mesh)
-    if settings.compilation_cache_dir:
-        jax.config.update("jax_compilation_cache_dir", str(settings.compilation_cache_dir))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    if settings.mesh.processes.is_multiprocess:
-        processes = settings.mesh.processes
-        distributed(
-            coordinator_address=processes.coordinator_address,
-            num_processes=processes.num_processes,
-            process_id=processes.process_id,
-            heartbeat_timeout_s=processes.heartbeat_timeout_s,
-        )
-    labor = LaborArray.from_spec(settings.mesh)
+    start_backend(settings.mesh, compilation_cache_dir=settings.compilation_cache_dir)
+    labor = LaborArray(settings.mesh, **settings.alda.options())
     opened = open_source(settings.data, batch_size=settings.pipeline.batch_size)
-    progress = None
-    if settings.progress:
-        progress = report.progress_bar(opened.n_records, settings.pipeline.batch_size)
     results = analyze(
         opened.batches,
         labor=labor,
@@ -414,17 +389,51 @@ def run_analysis(settings: AnalyzeSettings) -> dict[str, Any]:
         schema=opened.schema,
         n_teams=opened.n_teams,
         period_s=opened.period_s,
-        progress=progress,
+        progress=_row_progress(opened.n_records) if settings.progress else None,
     )
     results["source"] = opened.description
-    results["mesh"] = {
-        "name": settings.mesh.name,
-        "axes": settings.mesh.resolve(len(settings.mesh.devices())),
-        "executor": settings.mesh.executor,
-        "chunk_size": settings.mesh.chunk_size,
-        "devices": [str(device) for device in settings.mesh.devices()],
-        "process_count": jax.process_count(),
-    }
+    results["mesh"] = mesh_summary(settings.mesh, settings.alda.chunk_size, devices="names")
     if jax.process_index() == 0:
-        results["outputs"] = report.write(results, settings.output_dir, settings.resolved_config)
+        results["outputs"] = _write(results, Path(settings.output_dir), settings.resolved_config)
     return results
+
+
+def _row_progress(n_records: int | None) -> Callable[[Iterable[Batch]], Iterator[Batch]]:
+    """A wrapper of an iterable of batches that shows a bar counting their rows."""
+
+    def wrap(batches: Iterable[Batch]) -> Iterator[Batch]:
+        with progress_bar(n_records, unit="rows") as bar:
+            for batch in batches:
+                yield batch
+                bar.update(batch.n_rows)
+
+    return wrap
+
+
+def _write(results: Mapping[str, Any], output_dir: Path, config: Mapping[str, Any]) -> dict:
+    """Write ``report.json`` (without the curves and the full moments), ``config.json`` and
+    the plots; return their paths."""
+    report = {
+        key: value for key, value in results.items() if key not in ("curves", "mean", "covariance")
+    }
+    paths = {
+        "report": write_json(output_dir / "report.json", report),
+        "config": write_json(output_dir / "config.json", config),
+    }
+    curves = results["curves"]
+    paths["scree"] = plot_scree(curves["singular_values"], output_dir / "scree.png")
+    if len(curves["frequencies_per_hour"]) > 1:
+        paths["spectra"] = plot_spectra(
+            curves["frequencies_per_hour"],
+            curves["power"],
+            results["metrics"],
+            output_dir / "spectra.png",
+        )
+    paths["anomalies"] = plot_scores(
+        curves["score"],
+        results["anomalies"]["threshold"],
+        output_dir / "anomaly_scores.png",
+        ylabel="Mahalanobis distance",
+        truth=curves["truth"],
+    )
+    return {name: str(path) for name, path in paths.items()}

@@ -8,6 +8,7 @@ done from Python or a notebook with :class:`~liam_core.mesh.MeshSpec`,
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -20,12 +21,21 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ._errors import ConfigError, LiamError
+from .alda import SchedulerSpec
 from .analysis import AnalyzeSettings, PipelineSpec
 from .data import DataSpec
 from .mesh import MeshSpec
 
-# Shipped inside the package, so installed wheels (Colab) compose the same configs.
-CONFIG_DIR = Path(__file__).resolve().parent / "conf"
+CONFIG_MODULE = "liam_core.conf"
+"""The package that holds the configs (the repository's top-level ``conf/``, in the wheel too)."""
+CONFIG_PATH = f"pkg://{CONFIG_MODULE}"
+"""``config_path`` of the entry points, and what ``hydra.searchpath`` names to reuse the groups."""
+
+# Top-level keys each job reads; anything else (an experiment of the other job, a typo'd
+# ``+key``) is refused instead of silently dropped.
+_COMMON_KEYS = {"mesh", "alda", "data", "paths", "task_name", "progress", "optimized_metric"}
+ANALYZE_KEYS = frozenset(_COMMON_KEYS | {"pipeline"})
+TRAIN_KEYS = frozenset(_COMMON_KEYS | {"model", "optim", "train", "task", "tracking", "stop_at"})
 
 
 def _plain(cfg: Any, where: str) -> Any:
@@ -64,34 +74,60 @@ def mesh_spec(cfg: DictConfig | Mapping[str, Any]) -> MeshSpec:
     return MeshSpec.from_dict(_plain(cfg, "mesh") if isinstance(cfg, DictConfig) else cfg)
 
 
+def _check_keys(plain: Mapping[str, Any], allowed: frozenset[str], job: str) -> None:
+    unknown = sorted(set(plain) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"the {job} job does not use the top-level keys {unknown} (an experiment or "
+            f"override meant for another job?); allowed: {sorted(allowed)}"
+        )
+
+
+def _groups(plain: Mapping[str, Any], groups: tuple[str, ...]) -> None:
+    for group in groups:
+        if not isinstance(plain.get(group), Mapping):
+            raise ConfigError(f"the config has no `{group}` group; choose one, e.g. {group}=...")
+
+
+def _paths(plain: Mapping[str, Any]) -> tuple[Path, str | None]:
+    paths = plain["paths"]
+    unknown = sorted(set(paths) - {"log_dir", "output_dir", "cache_dir"})
+    if unknown:
+        raise ConfigError(
+            f"paths has unknown fields {unknown}; allowed: ['cache_dir', 'log_dir', 'output_dir']"
+        )
+    return Path(paths.get("output_dir") or "."), paths.get("cache_dir")
+
+
 def analyze_settings(cfg: DictConfig) -> AnalyzeSettings:
     """The typed settings of ``experiments/analyze.py`` from its composed config."""
     plain = _plain(cfg, "")
-    for group in ("mesh", "data", "pipeline"):
-        if not isinstance(plain.get(group), Mapping):
-            raise ConfigError(f"the config has no `{group}` group; choose one, e.g. {group}=...")
+    _check_keys(plain, ANALYZE_KEYS, "analyze")
+    _groups(plain, ("mesh", "alda", "data", "pipeline", "paths"))
+    output_dir, cache_dir = _paths(plain)
     return AnalyzeSettings(
         mesh=MeshSpec.from_dict(plain["mesh"]),
+        alda=_build(SchedulerSpec, plain["alda"], "alda"),
         data=_build(DataSpec, plain["data"], "data"),
         pipeline=_build(PipelineSpec, plain["pipeline"], "pipeline"),
-        output_dir=Path(plain.get("output_dir") or "."),
+        output_dir=output_dir,
         progress=bool(plain.get("progress", True)),
-        compilation_cache_dir=plain.get("compilation_cache_dir"),
+        compilation_cache_dir=cache_dir,
         resolved_config=plain,
     )
 
 
-def _factory(group: str, node: Mapping[str, Any]) -> Any:
-    """A zero-argument function that instantiates ``node`` (``_target_``) when called.
+def _factory(group: str, node: Mapping[str, Any]) -> Callable[..., Any]:
+    """A function that instantiates ``node`` (``_target_``) when called.
 
-    Building is deferred: a model computes with JAX when it is built, and the training job
-    must configure the devices first. Errors of the target come back as they were raised
+    Keyword arguments of the call fill the fields the config leaves ``null`` (a model's
+    ``in_features: null`` comes from the data the job feeds it); fields the config sets keep
+    their value. Building is deferred: a model computes with JAX when it is built, and the
+    job must configure the devices first. Errors of the target come back as they were raised
     (a ``LiamError`` names the setting), others as a ``ConfigError`` naming the group.
     """
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
-
-    from ._errors import LiamError
 
     if not isinstance(node, Mapping) or not isinstance(node.get("_target_"), str):
         raise ConfigError(
@@ -99,9 +135,10 @@ def _factory(group: str, node: Mapping[str, Any]) -> Any:
         )
     frozen = OmegaConf.create(dict(node))
 
-    def build() -> Any:
+    def build(**from_data: Any) -> Any:
+        filled = {key: value for key, value in from_data.items() if node.get(key) is None}
         try:
-            return instantiate(frozen, _convert_="all")
+            return instantiate(frozen, _convert_="all", **filled)
         except InstantiationException as error:
             cause = error.__cause__
             if isinstance(cause, LiamError):
@@ -117,34 +154,59 @@ def train_settings(cfg: DictConfig) -> Any:
     from .train import TaskSpec, TrackingSpec, TrainSettings, TrainSpec
 
     plain = _plain(cfg, "")
-    for group in ("mesh", "data", "model", "optim", "train", "task"):
-        if not isinstance(plain.get(group), Mapping):
-            raise ConfigError(f"the config has no `{group}` group; choose one, e.g. {group}=...")
-    mlflow = plain.get("mlflow") or {}
-    if not isinstance(mlflow, Mapping):
-        raise ConfigError(f"mlflow must map tracking_uri and experiment, got {mlflow!r}")
-    unknown = sorted(set(mlflow) - {"tracking_uri", "experiment"})
-    if unknown:
-        raise ConfigError(
-            f"mlflow has unknown fields {unknown}; allowed: ['experiment', 'tracking_uri']"
-        )
+    _check_keys(plain, TRAIN_KEYS, "train")
+    _groups(plain, ("mesh", "alda", "data", "model", "optim", "train", "task", "tracking", "paths"))
     stop_at = plain.get("stop_at")
     if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, int)):
-        raise ConfigError(f"stop_at must be a step (an int) or null, got {stop_at!r}")
+        raise ConfigError(f"`stop_at` must be a step (an int) or null, got {stop_at!r}")
+    output_dir, cache_dir = _paths(plain)
     return TrainSettings(
         mesh=MeshSpec.from_dict(plain["mesh"]),
+        alda=_build(SchedulerSpec, plain["alda"], "alda"),
         data=_build(DataSpec, plain["data"], "data"),
         model=_factory("model", plain["model"]),
         optimizer=_factory("optim", plain["optim"]),
         train=_build(TrainSpec, plain["train"], "train"),
         task=_build(TaskSpec, plain["task"], "task"),
-        tracking=TrackingSpec(kind=plain.get("tracking", "jsonl"), **mlflow),
-        output_dir=Path(plain.get("output_dir") or "."),
+        tracking=_build(TrackingSpec, plain["tracking"], "tracking"),
+        output_dir=output_dir,
         progress=bool(plain.get("progress", True)),
-        compilation_cache_dir=plain.get("compilation_cache_dir"),
+        compilation_cache_dir=cache_dir,
         resolved_config=plain,
         stop_at=stop_at,
     )
+
+
+def optimized_metric(report: Mapping[str, Any], path: str | None) -> float | None:
+    """The number at the dotted ``path`` of a job's report (``None`` when ``path`` is ``None``).
+
+    It is what ``main`` returns, so a sweeper (``hparams_search=...``) can optimize it.
+
+    Example:
+        >>> optimized_metric({"summary": {"f1": 0.5}}, "summary.f1")
+        0.5
+        >>> optimized_metric({"summary": {"f1": 0.5}}, "summary.recall")
+        Traceback (most recent call last):
+        ...
+        liam_core._errors.ConfigError: optimized_metric='summary.recall' is not in the report: `summary` has ['f1']
+    """
+    if path is None:
+        return None
+    if not isinstance(path, str) or not path:
+        raise ConfigError(
+            f"`optimized_metric` must be a dotted key of the report or null, got {path!r}"
+        )
+    node: Any = report
+    walked: list[str] = []
+    for key in path.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            where = f"`{'.'.join(walked)}`" if walked else "the report"
+            keys = sorted(node) if isinstance(node, Mapping) else type(node).__name__
+            raise ConfigError(f"optimized_metric={path!r} is not in the report: {where} has {keys}")
+        node, walked = node[key], [*walked, key]
+    if isinstance(node, bool) or not isinstance(node, int | float):
+        raise ConfigError(f"optimized_metric={path!r} is {node!r}, not a number")
+    return float(node)
 
 
 def run_hydra_job(
@@ -153,27 +215,32 @@ def run_hydra_job(
     settings_from: Callable[[DictConfig], Any],
     run: Callable[[Any], dict],
     summary: Callable[[dict], str],
-) -> dict | None:
+) -> float | None:
     """The body of an ``@hydra.main`` entry point: typed settings, run, one-line errors.
 
-    A ``LiamError`` (a bad config, file or value) prints one ``error:`` line and exits with
-    status 2, without a traceback. In a multirun each job runs as a single run in a child
-    process: JAX fixes the device count when its backend starts, and Hydra's basic launcher
-    runs every job in the launching process.
+    Returns the number at ``optimized_metric`` of the report (``None`` without one), so
+    sweepers (Optuna's, with ``hparams_search=...``) can optimize it. A ``LiamError`` (a bad
+    config, file or value) prints one ``error:`` line and exits with status 2, without a
+    traceback. In a multirun each job runs as a single run in a child process (JAX fixes
+    the device count when its backend starts, and Hydra's launchers run every job in the
+    launching process); the objective is read back from the child's ``report.json``.
     """
     try:
         settings = settings_from(cfg)
+        metric = cfg.get("optimized_metric")
         hydra_config = HydraConfig.get()
         if hydra_config.mode == RunMode.MULTIRUN:
+            # hydra.mode=RUN: a search config (hparams_search=...) sets MULTIRUN itself.
             command = [sys.executable, script, *hydra_config.overrides.task]
-            command.append(f"hydra.run.dir='{settings.output_dir}'")
+            command += [f"hydra.run.dir='{settings.output_dir}'", "hydra.mode=RUN"]
             returncode = subprocess.call(command)
             if returncode:
                 sys.exit(returncode)
-            return None
+            report_path = Path(settings.output_dir) / "report.json"
+            return optimized_metric(json.loads(report_path.read_text()), metric)
         result = run(settings)
+        print(summary(result))
+        return optimized_metric(result, metric)
     except LiamError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    print(summary(result))
-    return result

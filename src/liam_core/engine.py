@@ -18,8 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import algebra
+from ._checks import as_float_array, check_finite, check_int, check_names, quote
 from ._errors import (
     ConfigError,
+    ConfigTypeError,
     EmptyInputError,
     HashCollisionError,
     InvalidTypeError,
@@ -29,7 +31,6 @@ from ._errors import (
     UnknownMetricError,
 )
 from ._hashing import hashed_slot
-from .algebra._checks import as_float_array
 
 __all__ = ["LaborIntelligenceEngine", "Schema"]
 
@@ -59,36 +60,30 @@ class Schema:
     allow_missing: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.names, str) or not isinstance(self.names, Iterable):
-            raise ConfigError(
-                f"Schema `names` must be a sequence of metric names, got {self.names!r}"
-            )
-        names = tuple(self.names)
+        names = check_names(self.names, "names", owner="Schema")
         if not names:
-            raise ConfigError("Schema `names` is empty; list at least one metric name")
-        for name in names:
-            _check_name(name)
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ConfigError(f"Schema `names` lists {duplicates} more than once")
+            raise ConfigError("Schema: `names` must list at least one metric name, got []")
         object.__setattr__(self, "names", names)
         for setting in ("units", "ranges"):
             unknown = sorted(set(getattr(self, setting)) - set(names))
             if unknown:
                 raise UnknownMetricError(
-                    f"Schema `{setting}` names {unknown}, which are not in `names` {list(names)}"
+                    f"Schema: `{setting}` must name only metrics in `names` {list(names)}, "
+                    f"got {unknown}"
                 )
         ranges = {}
         for name, bounds in self.ranges.items():
+            field_name = f"ranges[{name!r}]"
             try:
                 low, high = (float(bound) for bound in bounds)
             except (TypeError, ValueError):
                 raise ConfigError(
-                    f"Schema range of {name!r} must be a pair (low, high) of numbers, got {bounds!r}"
+                    f"Schema: `{field_name}` must be a pair (low, high) of numbers, got "
+                    f"{quote(bounds)}"
                 ) from None
             if math.isnan(low) or math.isnan(high) or low > high:
                 raise ConfigError(
-                    f"Schema range of {name!r} must satisfy low <= high, got {bounds!r}"
+                    f"Schema: `{field_name}` must be a pair with low <= high, got {quote(bounds)}"
                 )
             ranges[name] = (low, high)
         object.__setattr__(self, "ranges", ranges)
@@ -100,31 +95,36 @@ class Schema:
             return self.names.index(name)
         except ValueError:
             raise UnknownMetricError(
-                f"metric {name!r} is not in the schema; expected one of {list(self.names)}"
+                f"a metric name must be one of the schema's {list(self.names)}, got {quote(name)}"
             ) from None
 
     def describe(self, name: str) -> str:
-        """``name`` with its unit and range, for messages."""
+        """``name`` in backticks with its unit, for messages: ``"`load` [%]"``."""
         unit = f" [{self.units[name]}]" if name in self.units else ""
-        bounds = f" in {list(self.ranges[name])}" if name in self.ranges else ""
-        return f"{name!r}{unit}{bounds}"
+        return f"`{name}`{unit}"
+
+
+# Record values are data, not settings: their messages name the metric as the field, in
+# liam_core._checks' shape ("metric `quality` must be ..., got ...").
 
 
 def _check_name(name: Any) -> None:
     if not isinstance(name, str) or not name:
-        raise InvalidTypeError(f"metric names must be non-empty strings, got {name!r}")
+        raise InvalidTypeError(
+            f"a metric name must be a non-empty string, got {type(name).__name__}: {quote(name)}"
+        )
 
 
 def _check_number(name: str, value: Any) -> float:
     """A record value as a float, or a typed error naming the key and the value."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         raise InvalidTypeError(
-            f"metric {name!r} has value {value!r} of type {type(value).__name__}; "
-            "expected a real number (int or float, not bool, text or None)"
+            f"metric `{name}` must be a real number (int or float, not bool, text or None), "
+            f"got {type(value).__name__}: {quote(value)}"
         )
     number = float(value)
     if not math.isfinite(number):
-        raise InvalidValueError(f"metric {name!r} has value {value!r}; expected a finite number")
+        raise InvalidValueError(f"metric `{name}` must be a finite number, got {quote(value)}")
     return number
 
 
@@ -157,19 +157,20 @@ class LaborIntelligenceEngine:
         alternate_sign: bool = True,
         dtype: Any = jnp.float32,
     ) -> None:
-        if not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1:
-            raise ConfigError(f"`dimensions` must be a positive int, got {dimensions!r}")
+        owner = "LaborIntelligenceEngine"
+        dimensions = check_int(dimensions, "dimensions", owner=owner)
         if schema is not None and not isinstance(schema, Schema):
-            raise ConfigError(
-                f"`schema` must be a liam_core.Schema or None, got {type(schema).__name__}"
+            raise ConfigTypeError(
+                f"{owner}: `schema` must be a liam_core.Schema or None, got "
+                f"{type(schema).__name__}: {quote(schema)}"
             )
-        if schema is not None and len(schema.names) > dimensions:
-            raise ConfigError(
-                f"`dimensions`={dimensions} is too small for a schema of "
-                f"{len(schema.names)} metrics; use dimensions >= {len(schema.names)}"
-            )
+        if schema is not None:
+            check_int(
+                dimensions, "dimensions", minimum=len(schema.names), owner=owner,
+                why=" (one slot per metric of the schema)",
+            )  # fmt: skip
         if not jnp.issubdtype(dtype, jnp.floating):
-            raise ConfigError(f"`dtype` must be a floating dtype, got {dtype!r}")
+            raise ConfigError(f"{owner}: `dtype` must be a floating dtype, got {quote(dtype)}")
         self.dimensions = dimensions
         self.schema = schema
         self.alternate_sign = bool(alternate_sign)
@@ -196,9 +197,10 @@ class LaborIntelligenceEngine:
             slot, sign = self.slot_of(name)
             if slot in owner:
                 raise HashCollisionError(
-                    f"{where}: metrics {owner[slot]!r} and {name!r} hash to the same slot "
-                    f"{slot} of {self.dimensions}; their values would be summed. Use larger "
-                    "`dimensions` or a Schema that gives each metric its own slot"
+                    f"{where}: metrics `{owner[slot]}` and `{name}` must land in distinct "
+                    f"slots, got both in slot {slot} of {self.dimensions} (their values would "
+                    "be summed); use larger `dimensions` or a Schema that gives each metric "
+                    "its own slot"
                 )
             owner[slot] = name
             slots.append(slot)
@@ -207,8 +209,8 @@ class LaborIntelligenceEngine:
             missing = [name for name in self.schema.names if name not in owner.values()]
             if missing:
                 raise MissingMetricError(
-                    f"{where}: missing metrics {missing}; the schema requires all of "
-                    f"{list(self.schema.names)} (or build it with allow_missing=True)"
+                    f"{where}: must hold every metric of the schema {list(self.schema.names)} "
+                    f"(or build the Schema with allow_missing=True), got no {missing}"
                 )
         return np.asarray(slots, dtype=np.intp), np.asarray(signs, dtype=np.float64)
 
@@ -224,8 +226,8 @@ class LaborIntelligenceEngine:
             if outside.any():
                 row = int(np.argmax(outside))
                 raise InvalidValueError(
-                    f"{where}, row {row} (0-based): metric {self.schema.describe(name)} has value "
-                    f"{values[row, column]!r}, outside its valid range"
+                    f"{where}, row {row} (0-based): metric {self.schema.describe(name)} must be "
+                    f"in {list(self.schema.ranges[name])}, got {quote(float(values[row, column]))}"
                 )
 
     def _assemble(self, names: Sequence[str], values: np.ndarray, where: str) -> jax.Array:
@@ -380,8 +382,8 @@ class LaborIntelligenceEngine:
             )
         if matrix.shape[0] == 0:
             raise EmptyInputError("`tensors` is empty; expected at least one tensor")
-        matrix = as_float_array(matrix, "tensors", ndim=2)
-        _check_finite(matrix, "the labor matrix")
+        matrix = as_float_array(matrix, "tensors", ndim=2, owner="compute_labor_matrix")
+        check_finite(matrix, "tensors", owner="compute_labor_matrix")
         if standardize:
             return algebra.standardize(matrix)
         if center:
@@ -398,8 +400,9 @@ class LaborIntelligenceEngine:
             :func:`liam_core.algebra.svd_patterns` for the definitions; ``condition_number``
             is ``inf`` for a rank-deficient matrix.
         """
-        matrix = as_float_array(matrix, "matrix", ndim=2)
-        _check_finite(matrix, "`matrix`")
+        owner = "analyze_intelligence_patterns"
+        matrix = as_float_array(matrix, "matrix", ndim=2, owner=owner)
+        check_finite(matrix, "matrix", owner=owner)
         patterns = jax.device_get(algebra.svd_patterns(matrix, tol))
         return {
             "rank": int(patterns["rank"]),
@@ -419,16 +422,19 @@ def _numeric_column(name: str, column: Any, source: str) -> np.ndarray:
             valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
             row = int(np.argmin(valid))
             raise InvalidValueError(
-                f"{source}, column {name!r}, row {row} (0-based): missing value; expected a finite number"
+                f"{source}, row {row} (0-based): metric `{name}` must be a finite number, got a "
+                "missing value (null)"
             )
         column = column.to_numpy()
     elif hasattr(column, "to_numpy"):  # pandas Series
         column = column.to_numpy()
     array = np.asarray(column)
     if array.ndim != 1:
-        raise ShapeError(f"{source}, column {name!r} has shape {array.shape}; expected 1-D")
+        raise ShapeError(f"{source}: metric `{name}` must be a 1-D column, got shape {array.shape}")
     if array.dtype == np.bool_:
-        raise InvalidTypeError(f"{source}, column {name!r} holds booleans; expected real numbers")
+        raise InvalidTypeError(
+            f"{source}: metric `{name}` must be a column of real numbers, got dtype bool"
+        )
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         for row, value in enumerate(array):
             _check_number_at(name, value, source, row)
@@ -438,8 +444,8 @@ def _numeric_column(name: str, column: Any, source: str) -> np.ndarray:
     if not finite.all():
         row = int(np.argmin(finite))
         raise InvalidValueError(
-            f"{source}, column {name!r}, row {row} (0-based): value {array[row]!r}; "
-            "expected a finite number"
+            f"{source}, row {row} (0-based): metric `{name}` must be a finite number, got "
+            f"{quote(float(array[row]))}"
         )
     return array
 
@@ -449,13 +455,3 @@ def _check_number_at(name: str, value: Any, source: str, row: int) -> None:
         _check_number(name, value)
     except (InvalidTypeError, InvalidValueError) as error:
         raise type(error)(f"{source}, row {row} (0-based): {error}") from None
-
-
-def _check_finite(matrix: jax.Array, what: str) -> None:
-    finite = jnp.isfinite(matrix)
-    if not bool(jnp.all(finite)):
-        row, column = (int(i) for i in jnp.unravel_index(jnp.argmin(finite), matrix.shape))
-        raise InvalidValueError(
-            f"{what} holds {float(matrix[row, column])!r} at row {row}, column {column}; "
-            "expected finite numbers"
-        )

@@ -161,21 +161,24 @@ def step_batches(x: Any, y: Any, steps: int) -> list[tuple[int, int]]:
 
 
 def configurations(options: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Keyword arguments of ``LaborArray`` for each executor of this topology."""
     import jax
 
+    from liam_core.mesh import MeshSpec
+
     wanted = options.executors.split(",")
-    configs = {}
+    configs: dict[str, dict[str, Any]] = {}
     if "pmap" in wanted:
         configs["pmap"] = {"executor": "pmap"}
     if "shard_map" in wanted:
         configs["shard_map"] = {"executor": "shard_map"}
     if "mesh" in wanted and jax.device_count() == 8:
+        axes = {"data": 4, "model": 2}
         configs["shard_map_4x2"] = {
-            "mesh_axes": {"data": 4, "model": 2},
-            "data_axis": ("data", "model"),
+            "mesh": MeshSpec(axes=axes, executor="shard_map", data_axis=("data", "model"))
         }
         # Rows over the data axis only; the model axis holds replicas.
-        configs["shard_map_4x2_data_only"] = {"mesh_axes": {"data": 4, "model": 2}}
+        configs["shard_map_4x2_data_only"] = {"mesh": MeshSpec(axes=axes, executor="shard_map")}
     return configs
 
 

@@ -43,7 +43,7 @@ def main() -> None:
 
     from liam_core.alda import LaborArray
     from liam_core.data import SyntheticTelemetry
-    from liam_core.models import make_model
+    from liam_core.models import make_model, reconstruction_example_loss
     from liam_core.train import TrainSpec, fit
 
     values = SyntheticTelemetry(3072, n_teams=4, seed=5, metrics=METRICS).rows().values
@@ -72,6 +72,7 @@ def main() -> None:
         model,
         optax.adam(schedule),
         values[:2560],
+        loss=reconstruction_example_loss,
         labor=LaborArray(executor=options.executor),
         spec=spec,
         eval_examples=values[2560:],

@@ -1,5 +1,8 @@
 """Where ALDA's programs run: the topology, the per-device chunk programs, the executors.
 
+The mesh itself is built and validated in :mod:`liam_core.mesh`; here it is only read: which
+block of chunks each device runs, and the home device.
+
 Why three stages instead of one SPMD program. XLA compiles a program for 2 or more devices
 (``pmap``, or ``shard_map`` over a mesh) with a different pass pipeline than a program for one
 device: the SPMD partitioner, Shardy and their clean-ups run first and leave dots in other
@@ -23,7 +26,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import jax
@@ -32,9 +35,8 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from .._errors import ConfigError
+from ..mesh import Executor
 from ._tree import reduce_tree
-
-EXECUTORS = ("pmap", "shard_map")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +45,8 @@ class Topology:
 
     Attributes:
         mesh: the device mesh (a 1-D mesh named after ``data_axis`` for a device list).
-        data_axes: mesh axes the rows are spread over, in mesh order; other axes hold replicas.
+        data_axes: mesh axes the rows are spread over (blocks run in this order); other axes
+            hold replicas.
         n_blocks: number of device blocks (the product of the data axes' sizes).
         local: ``(device, block)`` for each device of this process, in mesh order.
         home: this process's first device in mesh order; results are returned there.
@@ -75,119 +78,33 @@ class Topology:
         """Identity of the topology, to check a placed batch belongs to it."""
         return (tuple(d.id for d in self.mesh.devices.flat), self.mesh.axis_names, self.data_axes)
 
+    @classmethod
+    def from_mesh(cls, mesh: Mesh, data_axes: tuple[str, ...]) -> Topology:
+        """The blocks of a mesh already validated by :mod:`liam_core.mesh`, for this process.
 
-def resolve_topology(
-    devices: int | Sequence[jax.Device] | Mesh | None,
-    data_axis: str | tuple[str, ...],
-    mesh_axes: Mapping[str, int] | None,
-) -> tuple[Topology, bool]:
-    """Check the topology settings; return the :class:`Topology` and whether a mesh was given."""
-    available = jax.devices()
-    if isinstance(data_axis, str):
-        data_axes: tuple[str, ...] = (data_axis,)
-    elif isinstance(data_axis, tuple) and data_axis and all(isinstance(a, str) for a in data_axis):
-        data_axes = data_axis
-    else:
-        raise ConfigError(
-            f"data_axis must be a mesh axis name or a non-empty tuple of names, got {data_axis!r}"
-        )
-    if isinstance(devices, Mesh):
-        if mesh_axes is not None:
-            raise ConfigError("mesh_axes builds a mesh from devices; it cannot reshape a Mesh")
-        mesh, given_mesh = devices, True
-    else:
-        device_list = _device_list(devices, available)
-        if mesh_axes is None:
-            if len(data_axes) != 1:
-                raise ConfigError(
-                    f"a 1-D list of devices has one axis; data_axis must be one name, "
-                    f"got {data_axis!r}"
-                )
-            mesh, given_mesh = Mesh(np.array(device_list), data_axes), False
-        else:
-            mesh, given_mesh = _mesh_from_axes(device_list, mesh_axes), True
-    for name in data_axes:
-        if name not in mesh.axis_names:
+        Blocks run in mesh order over the data axes (the order of ``P(data_axes)``); the
+        home device is this process's first device in mesh order.
+        """
+        sizes = [mesh.shape[name] for name in data_axes]
+        positions = [mesh.axis_names.index(name) for name in data_axes]
+        local = []
+        for index in np.ndindex(*mesh.devices.shape):
+            device = mesh.devices[index]
+            if device.process_index == jax.process_index():
+                block = int(np.ravel_multi_index([index[p] for p in positions], sizes))
+                local.append((device, block))
+        if not local:
             raise ConfigError(
-                f"data_axis {name!r} is not an axis of the mesh; allowed: {tuple(mesh.axis_names)}"
+                f"none of the mesh's devices belongs to this process ({jax.process_index()}); "
+                "every process must drive some of them"
             )
-    if len(set(data_axes)) != len(data_axes):
-        raise ConfigError(f"data_axis names must be distinct, got {data_axis!r}")
-    # Blocks run in mesh order over the data axes (the order of P(data_axes)).
-    sizes = [mesh.shape[name] for name in data_axes]
-    positions = [mesh.axis_names.index(name) for name in data_axes]
-    local = []
-    for index in np.ndindex(*mesh.devices.shape):
-        device = mesh.devices[index]
-        if device.process_index == jax.process_index():
-            block = int(np.ravel_multi_index([index[p] for p in positions], sizes))
-            local.append((device, block))
-    if not local:
-        raise ConfigError(
-            f"none of the mesh's devices belongs to this process ({jax.process_index()}); "
-            "every process must drive some of them"
+        return cls(
+            mesh=mesh,
+            data_axes=data_axes,
+            n_blocks=math.prod(sizes),
+            local=tuple(local),
+            home=local[0][0],
         )
-    topology = Topology(
-        mesh=mesh,
-        data_axes=data_axes,
-        n_blocks=math.prod(sizes),
-        local=tuple(local),
-        home=local[0][0],
-    )
-    return topology, given_mesh
-
-
-def _device_list(
-    devices: int | Sequence[jax.Device] | None, available: list[jax.Device]
-) -> list[jax.Device]:
-    if devices is None:
-        return list(available)
-    if isinstance(devices, bool):
-        raise ConfigError(f"devices must be None, an int, devices or a Mesh, got {devices!r}")
-    if isinstance(devices, (int, np.integer)):
-        if not 1 <= devices <= len(available):
-            raise ConfigError(
-                f"devices={devices} asks for more devices than exist: allowed 1..{len(available)} "
-                f"({len(available)} {available[0].platform} device(s) visible)"
-            )
-        return list(available[: int(devices)])
-    if isinstance(devices, Sequence) and all(isinstance(d, jax.Device) for d in devices):
-        if not devices or len({d.id for d in devices}) != len(devices):
-            raise ConfigError("devices must be a non-empty sequence of distinct devices")
-        return list(devices)
-    raise ConfigError(
-        f"devices must be None, an int in 1..{len(available)}, a sequence of devices or a "
-        f"jax.sharding.Mesh, got {type(devices).__name__}"
-    )
-
-
-def _mesh_from_axes(device_list: list[jax.Device], mesh_axes: Mapping[str, int]) -> Mesh:
-    if not isinstance(mesh_axes, Mapping) or not mesh_axes:
-        raise ConfigError(
-            f"mesh_axes must be a non-empty {{name: size}} mapping, got {mesh_axes!r}"
-        )
-    n = len(device_list)
-    divisors = [d for d in range(1, n + 1) if n % d == 0]
-    for name, size in mesh_axes.items():
-        if not isinstance(name, str):
-            raise ConfigError(f"mesh_axes names must be strings, got {name!r}")
-        if (
-            isinstance(size, bool)
-            or not isinstance(size, (int, np.integer))
-            or size < 1
-            or n % size
-        ):
-            raise ConfigError(
-                f"mesh_axes[{name!r}] = {size!r} does not divide the {n} devices; "
-                f"allowed sizes: {divisors}"
-            )
-    if math.prod(mesh_axes.values()) != n:
-        raise ConfigError(
-            f"mesh_axes {dict(mesh_axes)} hold {math.prod(mesh_axes.values())} devices, but there "
-            f"are {n}; the sizes must multiply to {n} (allowed sizes: {divisors})"
-        )
-    shape = tuple(int(size) for size in mesh_axes.values())
-    return Mesh(np.array(device_list).reshape(shape), tuple(mesh_axes))
 
 
 class _ProgramCache:
@@ -221,21 +138,15 @@ def _dtype(leaf: Any) -> np.dtype:
     return np.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.result_type(leaf)
 
 
-class Executor:
+class StageRunner:
     """Runs ALDA's three stages on a :class:`Topology` with ``pmap`` or ``shard_map``.
 
-    It caches every program it builds and counts the XLA executables, so a test can assert
-    that a stream of ragged batches stops compiling once its shape buckets are warm.
+    ``kind`` is already checked against the mesh (``liam_core.mesh``). It caches every
+    program it builds and counts the XLA executables, so a test can assert that a stream of
+    ragged batches stops compiling once its shape buckets are warm.
     """
 
-    def __init__(self, topology: Topology, kind: str) -> None:
-        if kind not in EXECUTORS:
-            raise ConfigError(f"executor must be one of {EXECUTORS}, got {kind!r}")
-        if kind == "pmap" and topology.mesh.devices.ndim != 1:
-            raise ConfigError(
-                f"executor='pmap' runs over a 1-D list of devices, but the mesh has axes "
-                f"{dict(topology.mesh.shape)}; use executor='shard_map' for an N-D mesh"
-            )
+    def __init__(self, topology: Topology, kind: Executor) -> None:
         self.topology = topology
         self.kind = kind
         self.compile_count = 0

@@ -14,7 +14,7 @@ import collections
 import contextlib
 import dataclasses
 import functools
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -22,14 +22,49 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from .._errors import ConfigError, DistributedError, ShapeError
-from ..mesh import MeshSpec
+from .._checks import check_bool, check_int, quote
+from .._errors import ConfigError, ConfigTypeError, DistributedError, ShapeError
+from ..mesh import Devices, Executor, MeshSpec, build_mesh
+from ..mesh._topology import check_data_axes, check_executor
 from . import _kernels as kernels
-from ._executors import Executor, Topology, resolve_topology, tree_then
-from ._plan import DEFAULT_CHUNK_SIZE, Plan, check_positive_int, plan_chunks
+from ._executors import StageRunner, Topology, tree_then
+from ._plan import DEFAULT_CHUNK_SIZE, Plan, plan_chunks
 
 MAX_IN_FLIGHT_LIMIT = 32
-"""Queuing more than about 32 collective dispatches without blocking deadlocked (JAX-NOTES)."""
+"""Queuing more than about 32 collective dispatches without blocking deadlocked XLA."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SchedulerSpec:
+    """ALDA's scheduler settings (the form of ``conf/alda/*.yaml``): how rows are cut and queued.
+
+    They belong to the scheduler, not to the mesh: the chunk size fixes the bits, whatever
+    the topology a :class:`~liam_core.mesh.MeshSpec` describes.
+
+    Args:
+        chunk_size: rows per chunk. The default 256 was measured to keep its bits when XLA's
+            CPU thread count changes; dots over 1024 rows or more did not.
+        max_in_flight: at most this many dispatched collective programs run un-awaited
+            (1..32); queuing more than about 32 collectives without blocking deadlocks XLA.
+
+    Example:
+        >>> from liam_core.alda import LaborArray, SchedulerSpec
+        >>> scheduler = SchedulerSpec(chunk_size=128)
+        >>> LaborArray(2, **scheduler.options()).chunk_size
+        128
+    """
+
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    max_in_flight: int = 16
+
+    def __post_init__(self) -> None:
+        check_int(self.chunk_size, "alda.chunk_size")
+        check_int(self.max_in_flight, "alda.max_in_flight", maximum=MAX_IN_FLIGHT_LIMIT)
+
+    def options(self) -> dict[str, int]:
+        """The settings as keyword arguments of :class:`LaborArray`."""
+        return dataclasses.asdict(self)
+
 
 ReadRows = Callable[[int, int], Any]
 _INT32_LIMIT = 2**31
@@ -86,17 +121,19 @@ class LaborArray:
     results do not either.
 
     Args:
-        devices: ``None`` (all devices), an int ``k`` (the first ``k`` devices), a sequence of
-            devices, or a :class:`jax.sharding.Mesh`.
-        executor: ``"pmap"`` or ``"shard_map"``; default ``"pmap"`` for a 1-D list of devices
-            and ``"shard_map"`` for a mesh. Both run the same plan and give the same bits.
+        mesh: a :class:`jax.sharding.Mesh`, or a :class:`~liam_core.mesh.MeshSpec` (built
+            over every device of its platform; it also names the executor and data axis).
+            As a shortcut for a 1-D mesh: ``None`` (every device), an int ``k`` (the first
+            ``k`` devices) or a sequence of devices, as :func:`liam_core.mesh.build_mesh`
+            lays them out.
+        executor: ``"pmap"`` or ``"shard_map"``; default ``"pmap"`` for the shortcut forms,
+            ``"shard_map"`` for a Mesh, and the spec's own for a MeshSpec. Both run the same
+            plan and give the same bits.
         chunk_size: rows per chunk, a positive int. The default 256 was measured to keep its
             bits when XLA's CPU thread count changes; dots over 1024 rows or more did not.
         data_axis: the mesh axis (or tuple of axes, in mesh order) the rows are spread over;
-            other mesh axes hold replicas that compute the same blocks. For a device list it
-            names the single axis.
-        mesh_axes: build an N-D mesh from ``devices``, as ``{axis name: size}`` in mesh
-            order; each size must divide the device count and their product must equal it.
+            other mesh axes hold replicas that compute the same blocks. For the shortcut
+            forms it names the single axis; a MeshSpec names its own.
         fast: ``False`` (default) for the deterministic path. ``True`` runs each device's
             whole block through the kernel at once inside one ``pmap``/``shard_map`` program
             and adds devices with a plain ``psum``: faster, but it gives up the guarantee:
@@ -121,38 +158,23 @@ class LaborArray:
 
     def __init__(
         self,
-        devices: int | Sequence[jax.Device] | Mesh | None = None,
+        mesh: Mesh | MeshSpec | Devices = None,
         *,
-        executor: str | None = None,
+        executor: Executor | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         data_axis: str | tuple[str, ...] = "data",
-        mesh_axes: Mapping[str, int] | None = None,
         fast: bool = False,
         max_in_flight: int = 16,
     ) -> None:
-        self._chunk_size = check_positive_int(chunk_size, "chunk_size")
-        self._max_in_flight = check_positive_int(
-            max_in_flight, "max_in_flight", upper=MAX_IN_FLIGHT_LIMIT
+        self._chunk_size = check_int(chunk_size, "chunk_size", owner="LaborArray")
+        self._max_in_flight = check_int(
+            max_in_flight, "max_in_flight", maximum=MAX_IN_FLIGHT_LIMIT, owner="LaborArray"
         )
-        _check_bool(fast, "fast")
-        self._fast = fast
-        self._topology, given_mesh = resolve_topology(devices, data_axis, mesh_axes)
-        if executor is None:
-            executor = "shard_map" if given_mesh else "pmap"
-        self._executor = Executor(self._topology, executor)
+        self._fast = check_bool(fast, "fast", owner="LaborArray")
+        mesh, executor, data_axes = _placement(mesh, executor, data_axis)
+        self._topology = Topology.from_mesh(mesh, data_axes)
+        self._executor = StageRunner(self._topology, executor)
         self._in_flight: collections.deque[jax.Array] = collections.deque()
-
-    @classmethod
-    def from_spec(cls, spec: MeshSpec) -> LaborArray:
-        """The ``LaborArray`` a :class:`~liam_core.mesh.MeshSpec` describes, over all its devices.
-
-        The spec is validated against the devices present (a mesh that would leave devices
-        idle is refused); ``pmap`` runs the devices as a list, ``shard_map`` as the mesh.
-        """
-        mesh = spec.make_mesh()
-        if spec.executor == "pmap":
-            return cls(list(mesh.devices.flat), executor="pmap", chunk_size=spec.chunk_size)
-        return cls(mesh, executor="shard_map", chunk_size=spec.chunk_size, data_axis=spec.data_axis)
 
     # ----------------------------------------------------------------- properties
 
@@ -281,8 +303,7 @@ class LaborArray:
             >>> seen, float(labor.sum(batch)[0])
             ([(0, 8), (8, 10)], 45.0)
         """
-        if not callable(read_rows):
-            raise ConfigError(f"read_rows must be callable, got {type(read_rows).__name__}")
+        _check_callable(read_rows, "read_rows")
         plan = self.plan(n_rows)
         if plan.padded_rows >= _INT32_LIMIT:
             raise ConfigError(
@@ -393,7 +414,7 @@ class LaborArray:
             (5, 8.0)
         """
         _check_callable(fn, "fn")
-        _check_bool(vectorize, "vectorize")
+        check_bool(vectorize, "vectorize")
         return self._reduce(fn, self._as_batch(x), args, kernels.keep, vectorize=vectorize)
 
     def sum(self, x: Any) -> Any:
@@ -440,8 +461,7 @@ class LaborArray:
             >>> LaborArray(2).covariance(x).tolist()
             [[4.0, 2.0], [2.0, 4.0]]
         """
-        if isinstance(ddof, bool) or not isinstance(ddof, int) or ddof < 0:
-            raise ConfigError(f"ddof must be a non-negative int, got {ddof!r}")
+        ddof = check_int(ddof, "ddof", minimum=0, owner="LaborArray.covariance")
         batch = self._as_batch(x)
         if not isinstance(batch.data, jax.Array) or batch.data.ndim not in (3, 4):
             shapes = jax.tree_util.tree_map(lambda a: a.shape[3:], batch.data)
@@ -482,7 +502,7 @@ class LaborArray:
             [0.0, 1.0, 4.0, 9.0, 16.0]
         """
         _check_callable(fn, "fn")
-        _check_bool(vectorize, "vectorize")
+        check_bool(vectorize, "vectorize")
         batch = self._as_batch(x)
 
         def body(chunks: Any, block: jax.Array, n_rows: jax.Array) -> Any:
@@ -673,14 +693,50 @@ def _divide_by_rows_minus(ddof: int) -> Callable[[Any, jax.Array], Any]:
 _DIVIDE_BY_ROWS_MINUS: dict[int, Callable[[Any, jax.Array], Any]] = {}
 
 
-def _check_callable(fn: object, setting: str) -> None:
+def _check_callable(fn: object, name: str) -> None:
     if not callable(fn):
-        raise ConfigError(f"{setting} must be callable, got {type(fn).__name__}: {fn!r}")
+        raise ConfigTypeError(f"`{name}` must be callable, got {type(fn).__name__}: {quote(fn)}")
 
 
-def _check_bool(value: object, setting: str) -> None:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{setting} must be True or False, got {value!r}")
+def _placement(mesh: Any, executor: Any, data_axis: Any) -> tuple[Mesh, Executor, tuple[str, ...]]:
+    """The mesh, executor and data axes a :class:`LaborArray` runs, checked by ``liam_core.mesh``.
+
+    A MeshSpec names its own executor and data axis: other values for them are refused
+    rather than silently ignored.
+    """
+    if isinstance(mesh, MeshSpec):
+        if executor is not None and executor != mesh.executor:
+            raise ConfigError(
+                f"`executor` must be left unset for a MeshSpec (mesh.executor is "
+                f"{mesh.executor!r}), got {quote(executor)}"
+            )
+        if data_axis not in ("data", mesh.data_axis):
+            raise ConfigError(
+                f"`data_axis` must be left unset for a MeshSpec (mesh.data_axis is "
+                f"{mesh.data_axis!r}), got {quote(data_axis)}"
+            )
+        executor, data_axis, mesh = mesh.executor, mesh.data_axis, mesh.make_mesh()
+    elif isinstance(mesh, Mesh):
+        executor = "shard_map" if executor is None else executor
+    elif mesh is None or (
+        isinstance(mesh, int | np.integer | Sequence) and not isinstance(mesh, str)
+    ):
+        axis = data_axis[0] if isinstance(data_axis, tuple) and len(data_axis) == 1 else data_axis
+        if not isinstance(axis, str):
+            raise ConfigTypeError(
+                f"`data_axis` must be one axis name for a 1-D mesh of devices, got "
+                f"{type(data_axis).__name__}: {quote(data_axis)}; pass a Mesh or a MeshSpec "
+                "to spread rows over several axes"
+            )
+        mesh = build_mesh(mesh, {axis: -1})
+        executor = "pmap" if executor is None else executor
+    else:
+        raise ConfigTypeError(
+            f"LaborArray: `mesh` must be a Mesh, a MeshSpec, None, an int or a sequence of "
+            f"devices, got {type(mesh).__name__}: {quote(mesh)}"
+        )
+    data_axes = check_data_axes(data_axis, mesh.axis_names)
+    return mesh, check_executor(executor, mesh.shape), data_axes
 
 
 @contextlib.contextmanager

@@ -24,79 +24,73 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .._errors import ConfigError, InvalidTypeError, InvalidValueError, ShapeError
+from .._checks import as_real_array, check_int, check_ndim, quote
+from .._errors import ConfigTypeError, InvalidTypeError, InvalidValueError, ShapeError
 
 BITS_PER_WORD = 32
 _WORD_DTYPE = np.dtype(np.uint32)
 
 
-# --- validation (runs at trace time) -------------------------------------------------------
+# --- validation of codes and bit matrices (trace time; generic checks in liam_core._checks) ---
 
 
-def _require_array(x: Any, name: str) -> None:
+def _require_array(x: Any, name: str, owner: str) -> None:
+    # Only the type is named: under jit a list arrives as a list of tracers, not its values.
     if not isinstance(x, jax.Array | np.ndarray):
         raise InvalidTypeError(
-            f"`{name}` must be a numpy or JAX array, got {type(x).__name__}: {x!r:.80}"
+            f"{owner}: `{name}` must be a numpy or JAX array, got {type(x).__name__}"
         )
 
 
-def _require_count(value: Any, name: str) -> int:
-    """A positive Python/numpy integer setting (``n_bits``, ``n_features``, ``k``)."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InvalidTypeError(
-            f"`{name}` must be a positive integer, got {type(value).__name__}: {value!r}"
-        )
-    if value <= 0:
-        raise ConfigError(f"`{name}` must be a positive integer, got {value}")
-    return int(value)
-
-
-def _require_words(words: Any, name: str, *, ndim: int | None = 2) -> None:
+def _require_words(words: Any, name: str, owner: str, *, ndim: int | None = 2) -> None:
     """Packed codes: ``uint32`` words, ``[n_codes, n_words]`` (or any ndim >= 1 if ``ndim=None``)."""
-    _require_array(words, name)
+    _require_array(words, name, owner)
     if words.dtype != _WORD_DTYPE:
         raise InvalidTypeError(
-            f"`{name}` must hold packed uint32 words, got dtype {words.dtype} with shape "
-            f"{tuple(words.shape)}; build codes with pack_bits() or sign_hash()"
+            f"{owner}: `{name}` must be packed uint32 words (build codes with pack_bits() or "
+            f"sign_hash()), got dtype {words.dtype} with shape {tuple(words.shape)}"
         )
     if ndim is None:
         if words.ndim == 0:
-            raise ShapeError(f"`{name}` must have a trailing words axis, got a scalar")
-    elif words.ndim != ndim:
-        raise ShapeError(
-            f"`{name}` must be a {ndim}-D array [n_codes, n_words] of uint32 words, got shape "
-            f"{tuple(words.shape)}"
-        )
+            raise ShapeError(f"{owner}: `{name}` must be at least 1-D [..., n_words], got shape ()")
+    else:
+        check_ndim(words, name, ndim, owner=owner, layout=" [n_codes, n_words]")
     if words.shape[-1] == 0:
         raise ShapeError(
-            f"`{name}` must have at least one word per code, got shape {tuple(words.shape)}"
+            f"{owner}: `{name}` must have at least one word per code, got shape "
+            f"{tuple(words.shape)}"
         )
 
 
-def _require_same_words(a: jax.Array, b: jax.Array, name_a: str, name_b: str) -> None:
+def _require_same_words(a: jax.Array, b: jax.Array, name_a: str, name_b: str, owner: str) -> None:
     if a.shape[-1] != b.shape[-1]:
         raise ShapeError(
-            f"`{name_a}` has {a.shape[-1]} words per code but `{name_b}` has {b.shape[-1]} "
-            f"(shapes {tuple(a.shape)} and {tuple(b.shape)}); codes must be packed from the "
-            "same n_bits"
+            f"{owner}: `{name_b}` must have as many words per code as `{name_a}` "
+            f"({a.shape[-1]}: codes packed from the same n_bits), got {b.shape[-1]} "
+            f"(shapes {tuple(a.shape)} and {tuple(b.shape)})"
         )
 
 
-def _require_bits(bits: Any, name: str) -> None:
+def _require_word_count(words: jax.Array, n_bits: int, name: str, owner: str) -> None:
+    if words.shape[1] != _n_words(n_bits):
+        raise ShapeError(
+            f"{owner}: `{name}` must have ceil(n_bits / 32) = {_n_words(n_bits)} words per "
+            f"code for n_bits={n_bits}, got {words.shape[1]} (shape {tuple(words.shape)})"
+        )
+
+
+def _require_bits(bits: Any, name: str, owner: str) -> None:
     """A 0/1 matrix ``[n, n_bits]`` of bool or integer dtype (values are checked elsewhere)."""
-    _require_array(bits, name)
+    _require_array(bits, name, owner)
     if not (bits.dtype == np.bool_ or jnp.issubdtype(bits.dtype, jnp.integer)):
         raise InvalidTypeError(
-            f"`{name}` must be a bool or integer 0/1 matrix, got dtype {bits.dtype} with shape "
-            f"{tuple(bits.shape)}; threshold floats first, e.g. `x >= 0`"
+            f"{owner}: `{name}` must be a bool or integer 0/1 matrix (threshold floats first, "
+            f"e.g. `x >= 0`), got dtype {bits.dtype} with shape {tuple(bits.shape)}"
         )
-    if bits.ndim != 2:
-        raise ShapeError(
-            f"`{name}` must be a 2-D 0/1 matrix [n, n_bits], got shape {tuple(bits.shape)}"
-        )
+    check_ndim(bits, name, 2, owner=owner, layout=" [n, n_bits]")
 
 
-def _check_bit_values(bits: Any, name: str, hint: str = "") -> None:
+def _check_bit_values(bits: Any, name: str, owner: str, hint: str = "") -> None:
     """Raise if a concrete integer array holds anything but 0 and 1 (skipped when traced)."""
     if isinstance(bits, jax.core.Tracer) or not isinstance(bits, jax.Array | np.ndarray):
         return
@@ -107,8 +101,8 @@ def _check_bit_values(bits: Any, name: str, hint: str = "") -> None:
     if outside.any():
         where = tuple(int(i) for i in np.argwhere(outside)[0])
         raise InvalidValueError(
-            f"`{name}` must hold only 0 and 1, got {values[where]} at index {where} "
-            f"({int(outside.sum())} entries outside {{0, 1}}, shape {values.shape}){hint}"
+            f"{owner}: `{name}` must hold only 0 and 1{hint}, got {values[where]} at index "
+            f"{where} ({int(outside.sum())} entries outside {{0, 1}}, shape {values.shape})"
         )
 
 
@@ -147,9 +141,11 @@ def _unpack(words: jax.Array, n_bits: int) -> jax.Array:
 
 @jax.jit
 def _pack_bits(bits: jax.Array) -> jax.Array:
-    _require_bits(bits, "bits")
+    _require_bits(bits, "bits", "pack_bits")
     if bits.shape[1] == 0:
-        raise ShapeError(f"`bits` must have at least one column, got shape {tuple(bits.shape)}")
+        raise ShapeError(
+            f"pack_bits: `bits` must have at least one column, got shape {tuple(bits.shape)}"
+        )
     return _pack(_as_bool(bits))
 
 
@@ -174,7 +170,7 @@ def pack_bits(bits: jax.Array) -> jax.Array:
         ``np.packbits(bits, axis=1, bitorder="little")``, zero-padded to whole words and
         viewed as ``"<u4"``.
     """
-    _check_bit_values(bits, "bits")
+    _check_bit_values(bits, "bits", "pack_bits")
     return _pack_bits(bits)
 
 
@@ -198,13 +194,10 @@ def unpack_bits(words: jax.Array, n_bits: int) -> jax.Array:
     Reference:
         ``np.unpackbits(words.view(np.uint8), axis=1, count=n_bits, bitorder="little")``.
     """
-    n_bits = _require_count(n_bits, "n_bits")
-    _require_words(words, "words")
-    if words.shape[1] != _n_words(n_bits):
-        raise ShapeError(
-            f"`words` has {words.shape[1]} words per code (shape {tuple(words.shape)}) but "
-            f"n_bits={n_bits} needs ceil({n_bits} / 32) = {_n_words(n_bits)}"
-        )
+    owner = "unpack_bits"
+    n_bits = check_int(n_bits, "n_bits", owner=owner)
+    _require_words(words, "words", owner)
+    _require_word_count(words, n_bits, "words", owner)
     return _unpack(words, n_bits)
 
 
@@ -235,17 +228,18 @@ def random_hyperplanes(
     Reference:
         M. Charikar, "Similarity estimation techniques from rounding algorithms", STOC 2002.
     """
-    n_features = _require_count(n_features, "n_features")
-    n_bits = _require_count(n_bits, "n_bits")
+    owner = "random_hyperplanes"
+    n_features = check_int(n_features, "n_features", owner=owner)
+    n_bits = check_int(n_bits, "n_bits", owner=owner)
     if not jnp.issubdtype(dtype, jnp.floating):
-        raise InvalidTypeError(f"`dtype` must be a floating dtype, got {dtype!r}")
-    _require_array(key, "key")
+        raise ConfigTypeError(f"{owner}: `dtype` must be a floating dtype, got {quote(dtype)}")
+    _require_array(key, "key", owner)
     typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()
     raw = key.dtype == _WORD_DTYPE and key.shape == (2,)
     if not (typed or raw):
         raise InvalidTypeError(
-            f"`key` must be a single JAX PRNG key such as jax.random.key(0), got dtype "
-            f"{key.dtype} with shape {tuple(key.shape)}"
+            f"{owner}: `key` must be a single JAX PRNG key such as jax.random.key(0), got "
+            f"dtype {key.dtype} with shape {tuple(key.shape)}"
         )
     return jax.random.normal(key, (n_features, n_bits), dtype=dtype)
 
@@ -279,31 +273,26 @@ def sign_hash(x: jax.Array, hyperplanes: jax.Array) -> jax.Array:
     Reference:
         M. Charikar, "Similarity estimation techniques from rounding algorithms", STOC 2002.
     """
-    _require_array(x, "x")
-    _require_array(hyperplanes, "hyperplanes")
+    owner = "sign_hash"
+    _require_array(x, "x", owner)
+    _require_array(hyperplanes, "hyperplanes", owner)
     if not jnp.issubdtype(hyperplanes.dtype, jnp.floating):
         raise InvalidTypeError(
-            f"`hyperplanes` must be floating, got dtype {hyperplanes.dtype}; draw them with "
-            "random_hyperplanes()"
+            f"{owner}: `hyperplanes` must be floating (draw them with random_hyperplanes()), "
+            f"got dtype {hyperplanes.dtype}"
         )
-    if x.dtype == np.bool_ or not (
-        jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)
-    ):
-        raise InvalidTypeError(f"`x` must be a real floating or integer array, got {x.dtype}")
-    if x.ndim != 2:
-        raise ShapeError(
-            f"`x` must be a 2-D array [n, n_features], got shape {tuple(x.shape)}; "
-            "use x[None, :] for a single row"
-        )
+    as_real_array(x, "x", owner=owner)
+    check_ndim(x, "x", 2, owner=owner, layout=" [n, n_features] (x[None, :] for a single row)")
     if hyperplanes.ndim != 2 or hyperplanes.shape[1] == 0:
         raise ShapeError(
-            f"`hyperplanes` must be a 2-D array [n_features, n_bits] with n_bits >= 1, got "
-            f"shape {tuple(hyperplanes.shape)}"
+            f"{owner}: `hyperplanes` must be a 2-D array [n_features, n_bits] with n_bits >= 1, "
+            f"got shape {tuple(hyperplanes.shape)}"
         )
     if x.shape[1] != hyperplanes.shape[0]:
         raise ShapeError(
-            f"`x` has {x.shape[1]} features (shape {tuple(x.shape)}) but `hyperplanes` has "
-            f"{hyperplanes.shape[0]} rows (shape {tuple(hyperplanes.shape)}); they must match"
+            f"{owner}: `hyperplanes` must have one row per feature of `x` ({x.shape[1]}), got "
+            f"{hyperplanes.shape[0]} rows (shapes {tuple(x.shape)} and "
+            f"{tuple(hyperplanes.shape)})"
         )
     dtype = hyperplanes.dtype
     if jnp.issubdtype(x.dtype, jnp.floating) and x.dtype.itemsize > dtype.itemsize:
@@ -337,7 +326,7 @@ def popcount(words: jax.Array) -> jax.Array:
     Reference:
         ``np.bitwise_count(words).sum(axis=-1)``.
     """
-    _require_words(words, "words", ndim=None)
+    _require_words(words, "words", "popcount", ndim=None)
     return jnp.sum(lax.population_count(words), axis=-1, dtype=jnp.int32)
 
 
@@ -361,14 +350,15 @@ def xor(a: jax.Array, b: jax.Array) -> jax.Array:
     Reference:
         ``np.bitwise_xor(a, b)``.
     """
-    _require_words(a, "a", ndim=None)
-    _require_words(b, "b", ndim=None)
-    _require_same_words(a, b, "a", "b")
+    owner = "xor"
+    _require_words(a, "a", owner, ndim=None)
+    _require_words(b, "b", owner, ndim=None)
+    _require_same_words(a, b, "a", "b", owner)
     try:
         jnp.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ShapeError(
-            f"`a` and `b` must broadcast, got shapes {tuple(a.shape)} and {tuple(b.shape)}"
+            f"{owner}: `a` and `b` must broadcast, got shapes {tuple(a.shape)} and {tuple(b.shape)}"
         ) from None
     return a ^ b
 
@@ -396,12 +386,12 @@ def hamming(a: jax.Array, b: jax.Array | None = None) -> jax.Array:
     Reference:
         ``scipy.spatial.distance.cdist(bits_a, bits_b, "hamming") * n_bits`` on unpacked bits.
     """
-    _require_words(a, "a")
+    _require_words(a, "a", "hamming")
     if b is None:
         b = a
     else:
-        _require_words(b, "b")
-        _require_same_words(a, b, "a", "b")
+        _require_words(b, "b", "hamming")
+        _require_same_words(a, b, "a", "b", "hamming")
 
     def add_word(total: jax.Array, word: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, None]:
         word_a, word_b = word
@@ -439,15 +429,13 @@ def hamming_topk(queries: jax.Array, codes: jax.Array, k: int) -> tuple[jax.Arra
     Reference:
         ``np.argsort(d, axis=1, kind="stable")[:, :k]`` with ``d = hamming(queries, codes)``.
     """
-    _require_words(queries, "queries")
-    _require_words(codes, "codes")
-    _require_same_words(queries, codes, "queries", "codes")
-    k = _require_count(k, "k")
-    if k > codes.shape[0]:
-        raise ConfigError(
-            f"`k` must be at most the number of codes, got k={k} with {codes.shape[0]} codes "
-            f"(shape {tuple(codes.shape)})"
-        )
+    owner = "hamming_topk"
+    _require_words(queries, "queries", owner)
+    _require_words(codes, "codes", owner)
+    _require_same_words(queries, codes, "queries", "codes", owner)
+    k = check_int(
+        k, "k", maximum=codes.shape[0], owner=owner, why=" (the number of codes to search)"
+    )
     negative, indices = lax.top_k(-hamming(queries, codes), k)  # top_k keeps lower index first
     return -negative, indices.astype(jnp.int32)
 
@@ -482,17 +470,14 @@ def _gf2_rank_packed(words: jax.Array, n_cols: int) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("n_bits",))
 def _binary_rank(bits: jax.Array, n_bits: int | None) -> jax.Array:
+    owner = "binary_rank"
     if n_bits is None:
-        _require_bits(bits, "bits")
+        _require_bits(bits, "bits", owner)
         matrix = _as_bool(bits)
     else:
-        n_bits = _require_count(n_bits, "n_bits")
-        _require_words(bits, "bits")
-        if bits.shape[1] != _n_words(n_bits):
-            raise ShapeError(
-                f"`bits` has {bits.shape[1]} words per row (shape {tuple(bits.shape)}) but "
-                f"n_bits={n_bits} needs ceil({n_bits} / 32) = {_n_words(n_bits)}"
-            )
+        n_bits = check_int(n_bits, "n_bits", owner=owner)
+        _require_words(bits, "bits", owner)
+        _require_word_count(bits, n_bits, "bits", owner)
         if n_bits <= bits.shape[0]:
             return _gf2_rank_packed(bits, n_bits)  # high bits past n_bits are never pivots
         matrix = _unpack(bits, n_bits)
@@ -532,6 +517,6 @@ def binary_rank(bits: jax.Array, *, n_bits: int | None = None) -> jax.Array:
     if n_bits is None:
         hint = ""
         if isinstance(bits, jax.Array | np.ndarray) and bits.dtype == _WORD_DTYPE:
-            hint = "; for packed uint32 words pass n_bits="
-        _check_bit_values(bits, "bits", hint)
+            hint = " (for packed uint32 words pass n_bits=)"
+        _check_bit_values(bits, "bits", "binary_rank", hint)
     return _binary_rank(bits, n_bits)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from . import _binary, _linalg, _signal, _stats, transforms
+from . import _binary, _convolution, _linalg, _rolling, _scaling, _spectra, _stats, transforms
 from ._transform import chain, identity, stateless
 
-_OPERATIONS = {
-    "signal": (_signal, ("standardize", "detrend", "rolling_mean", "rolling_std", "convolve",
-                         "periodogram", "welch", "dominant_period")),
-    "linalg": (_linalg, ("covariance", "correlation", "matrix_rank", "cond", "svd_patterns",
-                         "pca", "pca_fit", "pca_project", "whiten", "whitening_fit",
-                         "random_projection", "random_projection_matrix")),
-    "binary": (_binary, ("random_hyperplanes", "sign_hash", "pack_bits", "unpack_bits",
-                         "popcount", "xor", "hamming", "hamming_topk", "binary_rank")),
-    "drift": (_stats, ("ks_statistic", "wasserstein_1d", "psi")),
-}  # fmt: skip
+# The family of each module's operations, in the order operations() lists them.
+_FAMILIES = {
+    _scaling.__name__: "signal",
+    _rolling.__name__: "signal",
+    _convolution.__name__: "signal",
+    _spectra.__name__: "signal",
+    _linalg.__name__: "linalg",
+    _binary.__name__: "binary",
+    _stats.__name__: "drift",
+}
 
 
 class BinaryAlgebra:
@@ -34,6 +34,40 @@ class BinaryAlgebra:
         True
     """
 
+    # signal
+    standardize = staticmethod(_scaling.standardize)
+    detrend = staticmethod(_scaling.detrend)
+    rolling_mean = staticmethod(_rolling.rolling_mean)
+    rolling_std = staticmethod(_rolling.rolling_std)
+    convolve = staticmethod(_convolution.convolve)
+    periodogram = staticmethod(_spectra.periodogram)
+    welch = staticmethod(_spectra.welch)
+    dominant_period = staticmethod(_spectra.dominant_period)
+    # linalg and patterns
+    covariance = staticmethod(_linalg.covariance)
+    correlation = staticmethod(_linalg.correlation)
+    matrix_rank = staticmethod(_linalg.matrix_rank)
+    cond = staticmethod(_linalg.cond)
+    svd_patterns = staticmethod(_linalg.svd_patterns)
+    pca = staticmethod(_linalg.pca)
+    whiten = staticmethod(_linalg.whiten)
+    random_projection = staticmethod(_linalg.random_projection)
+    random_projection_matrix = staticmethod(_linalg.random_projection_matrix)
+    # binary codes
+    random_hyperplanes = staticmethod(_binary.random_hyperplanes)
+    sign_hash = staticmethod(_binary.sign_hash)
+    pack_bits = staticmethod(_binary.pack_bits)
+    unpack_bits = staticmethod(_binary.unpack_bits)
+    popcount = staticmethod(_binary.popcount)
+    xor = staticmethod(_binary.xor)
+    hamming = staticmethod(_binary.hamming)
+    hamming_topk = staticmethod(_binary.hamming_topk)
+    binary_rank = staticmethod(_binary.binary_rank)
+    # drift
+    ks_statistic = staticmethod(_stats.ks_statistic)
+    wasserstein_1d = staticmethod(_stats.wasserstein_1d)
+    psi = staticmethod(_stats.psi)
+    # stateful forms and combinators
     transforms = transforms
     chain = staticmethod(chain)
     identity = staticmethod(identity)
@@ -41,15 +75,17 @@ class BinaryAlgebra:
 
     @staticmethod
     def operations() -> dict[str, tuple[str, ...]]:
-        """The operations by family: signal, linalg, binary, drift."""
-        return {family: names for family, (_, names) in _OPERATIONS.items()}
+        """The operations by family: signal, linalg, binary, drift (read off the methods)."""
+        families: dict[str, list[str]] = {
+            family: [] for family in dict.fromkeys(_FAMILIES.values())
+        }
+        for name, member in vars(BinaryAlgebra).items():
+            module = getattr(getattr(member, "__func__", None), "__module__", None)
+            if module in _FAMILIES:
+                families[_FAMILIES[module]].append(name)
+        return {family: tuple(names) for family, names in families.items()}
 
     def __repr__(self) -> str:
-        count = sum(len(names) for _, names in _OPERATIONS.values())
-        return f"BinaryAlgebra({count} operations: {', '.join(_OPERATIONS)})"
-
-
-for _module, _names in _OPERATIONS.values():
-    for _name in _names:
-        setattr(BinaryAlgebra, _name, staticmethod(getattr(_module, _name)))
-del _module, _names, _name
+        families = self.operations()
+        count = sum(len(names) for names in families.values())
+        return f"BinaryAlgebra({count} operations: {', '.join(families)})"

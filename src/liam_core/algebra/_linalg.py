@@ -7,20 +7,26 @@ rows are observations (time), columns are variables (metrics).
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from .._checks import as_float_array, check_choice, check_int
 from .._errors import ConfigError
-from ._checks import as_float_array
+
+WhiteningMethod = Literal["zca", "pca"]
+"""How :func:`whiten` decorrelates: ZCA (Mahalanobis, closest to the input) or PCA axes."""
+ProjectionKind = Literal["gaussian", "sparse"]
+"""The entries of a random projection matrix, as scikit-learn's two random projections."""
 
 
-def _check_ddof(ddof: int, n_rows: int) -> None:
-    if not isinstance(ddof, int) or isinstance(ddof, bool) or ddof < 0:
-        raise ConfigError(f"`ddof` must be a non-negative int, got {ddof!r}")
-    if n_rows - ddof <= 0:
-        raise ConfigError(f"`ddof`={ddof} leaves no degrees of freedom for {n_rows} rows")
+def _check_rows(x: jax.Array, minimum: int, owner: str, why: str) -> None:
+    """Raise ``ConfigError`` unless ``x`` has at least ``minimum`` rows."""
+    if x.shape[0] < minimum:
+        raise ConfigError(
+            f"{owner}: `x` must have at least {minimum} rows{why}, got shape {tuple(x.shape)}"
+        )
 
 
 @functools.partial(jax.jit, static_argnames="ddof")
@@ -47,8 +53,12 @@ def covariance(x, *, ddof: int = 1) -> jax.Array:
         >>> covariance(jnp.array([[0.0, 1.0], [2.0, 3.0], [4.0, 8.0]])).tolist()
         [[4.0, 7.0], [7.0, 13.0]]
     """
-    x = as_float_array(x, "x", ndim=2)
-    _check_ddof(ddof, x.shape[0])
+    owner = "covariance"
+    x = as_float_array(x, "x", ndim=2, owner=owner)
+    n = x.shape[0]
+    ddof = check_int(
+        ddof, "ddof", minimum=0, maximum=n - 1, owner=owner, why=f" (n - ddof must be > 0, n={n})"
+    )
     return _covariance(x, ddof)
 
 
@@ -73,8 +83,8 @@ def correlation(x) -> jax.Array:
         >>> np.asarray(corr, float).round(3).tolist()
         [[1.0, 0.998], [0.998, 1.0]]
     """
-    x = as_float_array(x, "x", ndim=2)
-    _check_ddof(1, x.shape[0])
+    x = as_float_array(x, "x", ndim=2, owner="correlation")
+    _check_rows(x, 2, "correlation", "")
     return _correlation(x)
 
 
@@ -138,9 +148,12 @@ def svd_patterns(x, tol=None) -> dict[str, jax.Array]:
         >>> int(patterns["rank"]), float(patterns["condition_number"])
         (2, 3.0)
     """
-    x = as_float_array(x, "x")
+    x = as_float_array(x, "x", owner="svd_patterns")
     if x.ndim < 2:
-        raise ConfigError(f"`x` must be a matrix [..., m, n], got shape {tuple(x.shape)}")
+        raise ConfigError(
+            f"svd_patterns: `x` must be a matrix, at least 2-D [..., m, n], got shape "
+            f"{tuple(x.shape)}"
+        )
     return _svd_patterns(x, tol)
 
 
@@ -202,41 +215,16 @@ def _pca_fit(x: jax.Array, n_components: int) -> PCAState:
     )
 
 
-def pca_fit(x, n_components: int | None = None) -> PCAState:
-    """Fit PCA as ``sklearn.decomposition.PCA(n_components, svd_solver="covariance_eigh")``.
-
-    Eigen-decomposes the ``[d, d]`` covariance, which is fast for tall data. Signs follow
-    scikit-learn (the largest-magnitude entry of each component is positive), so components
-    and projections match scikit-learn's, not only up to sign.
-
-    Args:
-        x: ``[n, d]`` array, ``n >= 2``.
-        n_components: how many axes to keep; default all ``d``.
-
-    Returns:
-        A :class:`PCAState`.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from liam_core.algebra import pca_fit
-        >>> state = pca_fit(jnp.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]), n_components=1)
-        >>> state.explained_variance_ratio.tolist()
-        [1.0]
-    """
-    x = as_float_array(x, "x", ndim=2)
-    n, d = x.shape
+def _fit_pca(x, n_components: int | None, owner: str) -> PCAState:
+    """Check ``x`` and ``n_components`` for ``owner``, then fit (the one PCA fit)."""
+    x = as_float_array(x, "x", ndim=2, owner=owner)
+    d = x.shape[1]
     if n_components is None:
         n_components = d
-    if (
-        not isinstance(n_components, int)
-        or isinstance(n_components, bool)
-        or not 1 <= n_components <= d
-    ):
-        raise ConfigError(
-            f"`n_components` must be an int in [1, {d}] for {d} columns, got {n_components!r}"
-        )
-    if n < 2:
-        raise ConfigError(f"PCA needs at least 2 rows to estimate a covariance, got {n}")
+    n_components = check_int(
+        n_components, "n_components", maximum=d, owner=owner, why=" (the number of columns)"
+    )
+    _check_rows(x, 2, owner, " to estimate a covariance")
     return _pca_fit(x, n_components)
 
 
@@ -248,22 +236,32 @@ def _pca_project(state: PCAState, x: jax.Array, whiten: bool) -> jax.Array:
     return projected
 
 
-def pca_project(state: PCAState, x, *, whiten: bool = False) -> jax.Array:
-    """Project ``x`` on fitted principal axes, as scikit-learn's ``PCA.transform``.
-
-    ``whiten=True`` divides by the square root of the explained variance, as
-    ``PCA(whiten=True)``.
-    """
-    x = as_float_array(x, "x", ndim=2)
-    if x.shape[1] != state.mean.shape[0]:
+def _project_pca(state: PCAState, x, whiten: bool, owner: str) -> jax.Array:
+    """Check ``x`` against a fitted ``state`` for ``owner``, then project (the one projection)."""
+    x = as_float_array(x, "x", ndim=2, owner=owner)
+    d = state.mean.shape[0]
+    if x.shape[1] != d:
         raise ConfigError(
-            f"`x` has {x.shape[1]} columns but the PCA was fitted on {state.mean.shape[0]}"
+            f"{owner}: `x` must have the {d} columns the PCA was fitted on, got shape "
+            f"{tuple(x.shape)}"
         )
     return _pca_project(state, x, whiten)
 
 
 def pca(x, n_components: int | None = None, *, whiten: bool = False) -> tuple[jax.Array, PCAState]:
-    """Fit PCA on ``x`` and project it: ``(projection, state)``, as ``PCA.fit_transform``.
+    """Fit PCA on ``x`` and project ``x``: ``(projection, state)``, as ``PCA.fit_transform``.
+
+    Matches ``sklearn.decomposition.PCA(n_components, whiten=whiten,
+    svd_solver="covariance_eigh")``: it eigen-decomposes the ``[d, d]`` covariance (fast for
+    tall data), and signs follow scikit-learn (the largest-magnitude entry of each component
+    is positive), so projections match, not only up to sign. To fit on one window and
+    project another, use :func:`liam_core.algebra.transforms.pca`, whose state is this
+    :class:`PCAState`.
+
+    Args:
+        x: ``[n, d]`` array, ``n >= 2``.
+        n_components: how many axes to keep, ``1 <= n_components <= d``; default all ``d``.
+        whiten: divide by the square root of the explained variance, as ``PCA(whiten=True)``.
 
     Example:
         >>> import jax.numpy as jnp
@@ -271,9 +269,11 @@ def pca(x, n_components: int | None = None, *, whiten: bool = False) -> tuple[ja
         >>> projection, state = pca(jnp.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]), 1)
         >>> [round(float(value), 4) for value in projection.ravel()]
         [-1.4142, 0.0, 1.4142]
+        >>> state.explained_variance_ratio.tolist()
+        [1.0]
     """
-    state = pca_fit(x, n_components)
-    return pca_project(state, x, whiten=whiten), state
+    state = _fit_pca(x, n_components, "pca")
+    return _project_pca(state, x, whiten, "pca"), state
 
 
 class WhiteningState(NamedTuple):
@@ -298,22 +298,11 @@ def _whitening_fit(x: jax.Array, method: str, eps: jax.Array | None) -> Whitenin
     return WhiteningState(mean=mean, matrix=matrix)
 
 
-_WHITENING_METHODS = ("zca", "pca")
-
-
-def whitening_fit(x, *, method: str = "zca", eps: float | None = None) -> WhiteningState:
-    """Fit a whitening map whose output has identity covariance (``ddof=1``).
-
-    ``method="zca"`` (Mahalanobis) stays closest to the input columns; ``"pca"`` rotates
-    onto the principal axes. Eigenvalues below ``eps`` are raised to ``eps`` so constant
-    directions stay finite; the default is numpy's rank tolerance, the largest eigenvalue
-    times ``d`` times the machine epsilon of the dtype.
-    """
-    x = as_float_array(x, "x", ndim=2)
-    if method not in _WHITENING_METHODS:
-        raise ConfigError(f"`method` must be one of {_WHITENING_METHODS}, got {method!r}")
-    if x.shape[0] < 2:
-        raise ConfigError(f"whitening needs at least 2 rows, got {x.shape[0]}")
+def _fit_whitening(x, method: WhiteningMethod, eps: float | None, owner: str) -> WhiteningState:
+    """Check the input and settings for ``owner``, then fit (the one whitening fit)."""
+    x = as_float_array(x, "x", ndim=2, owner=owner)
+    check_choice(method, "method", WhiteningMethod, owner=owner)
+    _check_rows(x, 2, owner, " to estimate a covariance")
     return _whitening_fit(x, method, None if eps is None else jnp.asarray(eps, x.dtype))
 
 
@@ -322,8 +311,14 @@ def _whitening_apply(state: WhiteningState, x: jax.Array) -> jax.Array:
     return (x - state.mean) @ state.matrix
 
 
-def whiten(x, *, method: str = "zca", eps: float | None = None) -> jax.Array:
-    """Decorrelate the columns of ``x`` and scale them to unit variance.
+def whiten(x, *, method: WhiteningMethod = "zca", eps: float | None = None) -> jax.Array:
+    """Decorrelate the columns of ``x`` and scale them to unit variance (``ddof=1``).
+
+    ``method="zca"`` (Mahalanobis) stays closest to the input columns; ``"pca"`` rotates
+    onto the principal axes. Eigenvalues below ``eps`` are raised to ``eps`` so constant
+    directions stay finite; the default is numpy's rank tolerance, the largest eigenvalue
+    times ``d`` times the machine epsilon of the dtype. To fit on one window and apply to
+    another, use :func:`liam_core.algebra.transforms.whiten`.
 
     Example:
         >>> import jax.numpy as jnp
@@ -332,15 +327,17 @@ def whiten(x, *, method: str = "zca", eps: float | None = None) -> jax.Array:
         >>> abs(covariance(whiten(x)) - jnp.eye(2)).max() < 1e-5
         Array(True, dtype=bool)
     """
-    state = whitening_fit(x, method=method, eps=eps)
-    return _whitening_apply(state, as_float_array(x, "x", ndim=2))
-
-
-_PROJECTION_KINDS = ("gaussian", "sparse")
+    state = _fit_whitening(x, method, eps, "whiten")
+    return _whitening_apply(state, as_float_array(x, "x", ndim=2, owner="whiten"))
 
 
 def random_projection_matrix(
-    n_features: int, n_components: int, *, key: jax.Array, kind: str = "gaussian", dtype=None
+    n_features: int,
+    n_components: int,
+    *,
+    key: jax.Array,
+    kind: ProjectionKind = "gaussian",
+    dtype=None,
 ) -> jax.Array:
     """A ``[n_components, n_features]`` Johnson-Lindenstrauss projection matrix.
 
@@ -348,11 +345,10 @@ def random_projection_matrix(
     ``N(0, 1 / n_components)``) and ``SparseRandomProjection`` with density
     ``1 / sqrt(n_features)`` (entries ``±sqrt(1 / (density * n_components))`` or 0).
     """
-    for name, value in (("n_features", n_features), ("n_components", n_components)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"`{name}` must be a positive int, got {value!r}")
-    if kind not in _PROJECTION_KINDS:
-        raise ConfigError(f"`kind` must be one of {_PROJECTION_KINDS}, got {kind!r}")
+    owner = "random_projection_matrix"
+    n_features = check_int(n_features, "n_features", owner=owner)
+    n_components = check_int(n_components, "n_components", owner=owner)
+    check_choice(kind, "kind", ProjectionKind, owner=owner)
     dtype = jnp.result_type(float) if dtype is None else dtype
     shape = (n_components, n_features)
     if kind == "gaussian":
@@ -364,7 +360,9 @@ def random_projection_matrix(
     return jnp.where(keep, signs, 0) * jnp.sqrt(1 / (density * n_components))
 
 
-def random_projection(x, n_components: int, *, key: jax.Array, kind: str = "gaussian") -> jax.Array:
+def random_projection(
+    x, n_components: int, *, key: jax.Array, kind: ProjectionKind = "gaussian"
+) -> jax.Array:
     """Project the rows of ``x`` to ``n_components`` dimensions, preserving distances (JL).
 
     Example:
@@ -374,7 +372,7 @@ def random_projection(x, n_components: int, *, key: jax.Array, kind: str = "gaus
         >>> random_projection(jnp.ones((5, 100)), 20, key=jax.random.key(0)).shape
         (5, 20)
     """
-    x = as_float_array(x, "x", ndim=2)
+    x = as_float_array(x, "x", ndim=2, owner="random_projection")
     matrix = random_projection_matrix(x.shape[1], n_components, key=key, kind=kind, dtype=x.dtype)
     return _project_rows(x, matrix)
 

@@ -15,15 +15,14 @@ Identical samples give exactly 0 for all three.
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .._checks import as_float_array, as_real_array, check_int, check_ndim, check_number, quote
 from .._errors import ConfigError, EmptyInputError, ShapeError
-from ._signal import _as_float, _check_int
 
 # ---------------------------------------------------------------------------------------
 # Shared plumbing
@@ -31,23 +30,31 @@ from ._signal import _as_float, _check_int
 
 
 def _two_samples(
-    first: jax.Array, second: jax.Array, op: str, names: tuple[str, str]
+    first: jax.Array, second: jax.Array, owner: str, names: tuple[str, str]
 ) -> tuple[jax.Array, jax.Array]:
     """Both samples as arrays of one float dtype, 1-D or 2-D with the same column count."""
-    raw = [jnp.asarray(first), jnp.asarray(second)]
-    floats = [s.dtype for s in raw if jnp.issubdtype(s.dtype, jnp.floating)]
-    first, second = (_as_float(s, op, name) for s, name in zip(raw, names, strict=True))
+    raw = [
+        as_real_array(s, name, owner=owner) for s, name in zip((first, second), names, strict=True)
+    ]
+    # The dtypes JAX gives them (float64 becomes float32 without x64), as jnp.asarray would.
+    floats = [
+        jax.dtypes.canonicalize_dtype(s.dtype) for s in raw if jnp.issubdtype(s.dtype, jnp.floating)
+    ]
+    first, second = (
+        as_float_array(s, name, owner=owner, allow_empty=True)
+        for s, name in zip(raw, names, strict=True)
+    )
     for name, sample in zip(names, (first, second), strict=True):
-        if sample.ndim not in (1, 2):
-            raise ShapeError(
-                f"{op}: {name} must be 1-D [n] or 2-D [n, columns], got shape {sample.shape}"
-            )
+        check_ndim(sample, name, (1, 2), owner=owner, layout=" ([n] or [n, columns])")
         if sample.shape[0] == 0:
-            raise EmptyInputError(f"{op}: {name} has no observations (shape {sample.shape})")
+            raise EmptyInputError(
+                f"{owner}: `{name}` must hold at least one observation, got shape "
+                f"{tuple(sample.shape)}"
+            )
     if first.ndim != second.ndim or first.shape[1:] != second.shape[1:]:
         raise ShapeError(
-            f"{op}: {names[0]} and {names[1]} must both be 1-D, or both 2-D with the same "
-            f"number of columns; got shapes {first.shape} and {second.shape}"
+            f"{owner}: `{names[0]}` and `{names[1]}` must both be 1-D, or both 2-D with the "
+            f"same number of columns, got shapes {tuple(first.shape)} and {tuple(second.shape)}"
         )
     # numpy's promotion (float32 with float64 -> float64), which strict mode would refuse.
     dtype = np.result_type(*floats) if floats else first.dtype
@@ -148,14 +155,15 @@ def ks_statistic(reference: jax.Array, current: jax.Array) -> jax.Array:
 
 
 def _check_weights(
-    weights: jax.Array | None, values: jax.Array, op: str, name: str, values_name: str
+    weights: jax.Array | None, values: jax.Array, owner: str, name: str, values_name: str
 ) -> jax.Array | None:
     if weights is None:
         return None
-    weights = _as_float(weights, op, name).astype(values.dtype)
+    weights = as_float_array(weights, name, owner=owner, allow_empty=True).astype(values.dtype)
     if weights.shape != values.shape:
         raise ShapeError(
-            f"{op}: {name} must have the shape of {values_name} {values.shape}, got {weights.shape}"
+            f"{owner}: `{name}` must have the shape of `{values_name}` {tuple(values.shape)}, "
+            f"got shape {tuple(weights.shape)}"
         )
     return _columns(weights)
 
@@ -204,10 +212,10 @@ def wasserstein_1d(
     Oracle: ``scipy.stats.wasserstein_distance(u_values, v_values, u_weights, v_weights)``,
     per column.
     """
-    op = "wasserstein_1d"
-    u_values, v_values = _two_samples(u_values, v_values, op, ("u_values", "v_values"))
-    u_weights = _check_weights(u_weights, u_values, op, "u_weights", "u_values")
-    v_weights = _check_weights(v_weights, v_values, op, "v_weights", "v_values")
+    owner = "wasserstein_1d"
+    u_values, v_values = _two_samples(u_values, v_values, owner, ("u_values", "v_values"))
+    u_weights = _check_weights(u_weights, u_values, owner, "u_weights", "u_values")
+    v_weights = _check_weights(v_weights, v_values, owner, "v_weights", "v_values")
     u, v = _columns(u_values), _columns(v_values)
     nu, nv = u.shape[0], v.shape[0]
     pooled, count_u, count_v = _pooled_counts(u, v)
@@ -307,13 +315,12 @@ def psi(reference: jax.Array, current: jax.Array, bins: int = 10, eps: float = 1
 
     Oracle: a direct numpy implementation of the same formula (``tests/test_stats.py``).
     """
-    op = "psi"
-    bins = _check_int(bins, "bins", op, 2, None, "")
-    if isinstance(eps, bool) or not isinstance(eps, int | float | np.floating):
-        raise ConfigError(f"{op}: eps must be a number with 0 < eps < 1, got {eps!r}")
-    if not (math.isfinite(eps) and 0 < eps < 1):
-        raise ConfigError(f"{op}: eps must be a number with 0 < eps < 1, got eps={eps}")
-    reference, current = _two_samples(reference, current, op, ("reference", "current"))
+    owner = "psi"
+    bins = check_int(bins, "bins", minimum=2, owner=owner)
+    # check_number has no open interval: it checks the type and finiteness, this the range.
+    if not 0 < check_number(eps, "eps", owner=owner) < 1:
+        raise ConfigError(f"{owner}: `eps` must be a finite number in (0, 1), got {quote(eps)}")
+    reference, current = _two_samples(reference, current, owner, ("reference", "current"))
     first, second = _columns(reference), _columns(current)
     edges = _reference_quantiles(first, bins)
     expected = jnp.maximum(_bin_fractions(first, edges), eps)

@@ -13,7 +13,8 @@ from typing import Any, NamedTuple
 
 import jax
 
-from .._errors import ConfigError
+from .._checks import quote
+from .._errors import ConfigError, ConfigTypeError
 
 State = Any
 InitFn = Callable[[jax.Array], State]
@@ -62,7 +63,9 @@ def stateless(fn: Callable[[jax.Array], jax.Array]) -> Transform:
         [2.0, 2.0]
     """
     if not callable(fn):
-        raise ConfigError(f"stateless(fn) needs a callable, got {type(fn).__name__}: {fn!r}")
+        raise ConfigTypeError(
+            f"stateless: `fn` must be callable, got {type(fn).__name__}: {quote(fn)}"
+        )
 
     def init(x: jax.Array) -> tuple[()]:
         del x
@@ -96,9 +99,10 @@ def chain(*transforms: Transform) -> Transform:
     """
     for position, transform in enumerate(transforms):
         if not isinstance(transform, Transform):
-            raise ConfigError(
-                f"chain() argument {position} is a {type(transform).__name__}, expected a "
-                "Transform (build one with liam_core.algebra.transforms or stateless(fn))"
+            raise ConfigTypeError(
+                f"chain: argument {position} must be a Transform (build one with "
+                "liam_core.algebra.transforms or stateless(fn)), got "
+                f"{type(transform).__name__}: {quote(transform)}"
             )
     if not transforms:
         return identity()
@@ -115,9 +119,12 @@ def chain(*transforms: Transform) -> Transform:
 
     def apply(states: tuple[State, ...], x: jax.Array) -> jax.Array:
         if not isinstance(states, tuple) or len(states) != len(transforms):
+            got = type(states).__name__
+            if isinstance(states, tuple):
+                got += f" of {len(states)}"
             raise ConfigError(
-                f"this chain of {len(transforms)} transforms needs the tuple of "
-                f"{len(transforms)} states its init() returned, got {type(states).__name__}"
+                f"chain: `states` must be the tuple of {len(transforms)} states its init() "
+                f"returned, got {got}"
             )
         for transform, state in zip(transforms, states, strict=True):
             x = transform.apply(state, x)

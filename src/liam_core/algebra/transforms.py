@@ -4,6 +4,8 @@ Each factory is named after the function it lifts (``transforms.pca`` fits and a
 :func:`liam_core.algebra.pca`), takes that function's settings, and returns a
 :class:`~liam_core.algebra.Transform`. Stateful transforms fit their state on the window
 given to ``init`` and apply it unchanged to new data; stateless ones have an empty state.
+A transform is the one way to fit on one window and apply to another: the functions of
+:mod:`liam_core.algebra` fit and apply to the same data.
 
 Example:
     >>> import jax.numpy as jnp
@@ -17,16 +19,17 @@ Example:
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
-import jax.numpy as jnp
 
-from . import _binary, _linalg, _signal
-from ._checks import as_float_array
+from .._checks import as_float_array, check_choice
+from . import _binary, _linalg, _rolling, _scaling, _spectra
+from ._linalg import ProjectionKind, WhiteningMethod
+from ._scaling import DetrendKind, StandardizeState
+from ._series import as_series
 from ._transform import Transform, stateless
 
 __all__ = [
+    "StandardizeState",
     "detrend",
     "pca",
     "periodogram",
@@ -39,87 +42,96 @@ __all__ = [
 ]
 
 
-class StandardizeState(NamedTuple):
-    """Column means and scales of the reference window (scale 1 for constant columns)."""
-
-    mean: jax.Array
-    scale: jax.Array
-
-
-@jax.jit
-def _standardize_init(x: jax.Array) -> StandardizeState:
-    mean = jnp.mean(x, axis=0)
-    std = jnp.sqrt(jnp.mean(jnp.square(x - mean), axis=0))
-    return StandardizeState(mean, jnp.where(std > 0, std, jnp.ones_like(std)))
-
-
-@jax.jit
-def _standardize_apply(state: StandardizeState, x: jax.Array) -> jax.Array:
-    return (x - state.mean) / state.scale
-
-
 def standardize() -> Transform:
-    """Center and scale columns with the reference window's mean and std (``StandardScaler``).
+    """Centre and scale columns with the reference window's mean and std (``StandardScaler``).
 
-    Constant reference columns keep scale 1, as scikit-learn does, so they map to 0.
+    ``init`` and ``apply`` are the two halves of :func:`liam_core.algebra.standardize`
+    (``ddof=0``, time on axis 0); the state is a :class:`StandardizeState`. Constant
+    reference columns keep scale 1, as scikit-learn does: they map to 0 on the reference
+    and to their offset from the reference value on new data.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from liam_core.algebra import transforms
+        >>> scaler = transforms.standardize()
+        >>> state = scaler.init(jnp.array([[1.0], [3.0]]))
+        >>> scaler.apply(state, jnp.array([[2.0], [5.0]])).tolist()
+        [[0.0], [3.0]]
     """
 
     def init(x):
-        return _standardize_init(as_float_array(x, "x", ndim=2))
+        x, _, _ = as_series(x, 0, "transforms.standardize")
+        return _scaling._standardize_fit(x, 0, 0)
 
-    return Transform(init, _standardize_apply)
+    def apply(state, x):
+        return _scaling._standardize_apply(state, x, 0, new_data=True)
+
+    return Transform(init, jax.jit(apply))
 
 
-def detrend(type: str = "linear") -> Transform:
+def detrend(type: DetrendKind = "linear") -> Transform:
     """Remove a constant or linear trend along time, as :func:`liam_core.algebra.detrend`."""
-    return stateless(lambda x: _signal.detrend(x, type=type))
+    check_choice(type, "type", DetrendKind, owner="transforms.detrend")
+    return stateless(lambda x: _scaling.detrend(x, type=type))
 
 
 def rolling_mean(window: int) -> Transform:
     """Mean over a sliding window of ``window`` rows ("valid": ``n - window + 1`` rows out)."""
-    return stateless(lambda x: _signal.rolling_mean(x, window))
+    return stateless(lambda x: _rolling.rolling_mean(x, window))
 
 
 def rolling_std(window: int, ddof: int = 1) -> Transform:
     """Standard deviation over a sliding window of ``window`` rows ("valid" output)."""
-    return stateless(lambda x: _signal.rolling_std(x, window, ddof=ddof))
+    return stateless(lambda x: _rolling.rolling_std(x, window, ddof=ddof))
 
 
 def periodogram(fs: float = 1.0, **settings) -> Transform:
     """Power spectral density of every column (``scipy.signal.periodogram``), frequencies dropped.
 
-    The output has ``n // 2 + 1`` rows, one per frequency of
+    ``settings`` are :func:`liam_core.algebra.periodogram`'s (``window``, ``detrend``,
+    ``scaling``, ...). The output has ``n // 2 + 1`` rows, one per frequency of
     ``liam_core.algebra.periodogram(x, fs)[0]``.
     """
-    return stateless(lambda x: _signal.periodogram(x, fs=fs, **settings)[1])
+    return stateless(lambda x: _spectra.periodogram(x, fs=fs, **settings)[1])
 
 
 def pca(n_components: int | None = None, *, whiten: bool = False) -> Transform:
-    """Project on the principal axes of the reference window (scikit-learn's ``PCA``)."""
+    """Project on the principal axes of the reference window (scikit-learn's ``PCA``).
+
+    ``init`` fits a :class:`~liam_core.algebra.PCAState` exactly as
+    :func:`liam_core.algebra.pca` does; ``apply`` is ``PCA.transform``.
+    """
 
     def init(x):
-        return _linalg.pca_fit(x, n_components)
+        return _linalg._fit_pca(x, n_components, "transforms.pca")
 
     def apply(state, x):
-        return _linalg.pca_project(state, x, whiten=whiten)
+        return _linalg._project_pca(state, x, whiten, "transforms.pca")
 
     return Transform(init, apply)
 
 
-def whiten(method: str = "zca", eps: float | None = None) -> Transform:
-    """Whiten with the reference window's covariance (identity covariance on that window)."""
+def whiten(method: WhiteningMethod = "zca", eps: float | None = None) -> Transform:
+    """Whiten with the reference window's covariance (identity covariance on that window).
+
+    ``init`` fits a :class:`~liam_core.algebra.WhiteningState` as
+    :func:`liam_core.algebra.whiten` does.
+    """
+    check_choice(method, "method", WhiteningMethod, owner="transforms.whiten")
 
     def init(x):
-        return _linalg.whitening_fit(x, method=method, eps=eps)
+        return _linalg._fit_whitening(x, method, eps, "transforms.whiten")
 
     return Transform(init, _linalg._whitening_apply)
 
 
-def random_projection(n_components: int, *, key: jax.Array, kind: str = "gaussian") -> Transform:
+def random_projection(
+    n_components: int, *, key: jax.Array, kind: ProjectionKind = "gaussian"
+) -> Transform:
     """Johnson-Lindenstrauss projection to ``n_components``; the matrix is the state."""
 
     def init(x):
-        x = as_float_array(x, "x", ndim=2)
+        x = as_float_array(x, "x", ndim=2, owner="transforms.random_projection")
         return _linalg.random_projection_matrix(
             x.shape[1], n_components, key=key, kind=kind, dtype=x.dtype
         )
@@ -131,10 +143,14 @@ def random_projection(n_components: int, *, key: jax.Array, kind: str = "gaussia
 
 
 def sign_hash(n_bits: int, *, key: jax.Array) -> Transform:
-    """Random-hyperplane codes packed into uint32 words; the hyperplanes are the state."""
+    """Random-hyperplane codes packed into uint32 words; the hyperplanes are the state.
+
+    ``init`` draws the hyperplanes once, from ``key``; ``apply`` is
+    :func:`liam_core.algebra.sign_hash` with them.
+    """
 
     def init(x):
-        x = as_float_array(x, "x", ndim=2)
+        x = as_float_array(x, "x", ndim=2, owner="transforms.sign_hash")
         return _binary.random_hyperplanes(x.shape[1], n_bits, key=key, dtype=x.dtype)
 
     def apply(hyperplanes, x):

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import ConfigError, EmptyInputError, InvalidTypeError, ShapeError
+from .._checks import check_int, check_names, quote
+from .._errors import EmptyInputError, InvalidTypeError, ShapeError
 
 __all__ = ["Batch", "concat_batches"]
 
@@ -59,41 +60,36 @@ class Batch:
     source: str = ""
 
     def __post_init__(self) -> None:
-        names = self.metric_names
-        if isinstance(names, str) or not isinstance(names, Iterable):
-            raise InvalidTypeError(f"Batch `metric_names` must be a sequence of str, got {names!r}")
-        object.__setattr__(self, "metric_names", tuple(names))
+        names = check_names(self.metric_names, "metric_names", owner="Batch")
+        object.__setattr__(self, "metric_names", names)
         values = self.values
         if not isinstance(values, np.ndarray) or values.dtype != np.float32 or values.ndim != 2:
             raise ShapeError(
-                "Batch `values` must be a float32 numpy array [rows, metrics], got "
+                "Batch: `values` must be a float32 numpy array [rows, metrics], got "
                 f"{type(values).__name__} {getattr(values, 'dtype', '')} "
                 f"{getattr(values, 'shape', '')}"
             )
         rows, metrics = values.shape
-        if len(self.metric_names) != metrics:
+        if len(names) != metrics:
             raise ShapeError(
-                f"Batch has {metrics} value columns but {len(self.metric_names)} metric names "
-                f"{list(self.metric_names)}"
+                f"Batch: `metric_names` must name the {metrics} value columns, got "
+                f"{len(names)} metric names {list(names)}"
             )
         for name in ("mask", "anomaly"):
             array = getattr(self, name)
             if array is not None and np.shape(array) != values.shape:
                 raise ShapeError(
-                    f"Batch `{name}` has shape {np.shape(array)}; expected {values.shape} "
-                    "like `values`"
+                    f"Batch: `{name}` must have the shape {values.shape} of `values`, "
+                    f"got {np.shape(array)}"
                 )
         for name in ("timestamps", "team", "shift", "target"):
             array = getattr(self, name)
             if array is not None and np.shape(array) != (rows,):
                 raise ShapeError(
-                    f"Batch `{name}` has shape {np.shape(array)}; expected ({rows},), one per row"
+                    f"Batch: `{name}` must have the shape ({rows},), one entry per row, "
+                    f"got {np.shape(array)}"
                 )
-        if isinstance(self.start, bool) or not isinstance(self.start, int | np.integer):
-            raise InvalidTypeError(f"Batch `start` must be an int, got {self.start!r}")
-        if self.start < 0:
-            raise ConfigError(f"Batch `start` must be >= 0, got {self.start}")
-        object.__setattr__(self, "start", int(self.start))
+        object.__setattr__(self, "start", check_int(self.start, "start", minimum=0, owner="Batch"))
 
     def __repr__(self) -> str:
         extras = [name for name in _ROW_FIELDS[1:] if getattr(self, name) is not None]
@@ -185,7 +181,10 @@ def concat_batches(batches: Iterable[Batch]) -> Batch:
     first = parts[0]
     for index, part in enumerate(parts):
         if not isinstance(part, Batch):
-            raise InvalidTypeError(f"batch {index} is a {type(part).__name__}; expected a Batch")
+            raise InvalidTypeError(
+                f"concat_batches: `batches[{index}]` must be a Batch, "
+                f"got {type(part).__name__}: {quote(part)}"
+            )
         if part.metric_names != first.metric_names:
             raise ShapeError(
                 f"batch {index} has metrics {list(part.metric_names)}; batch 0 has "

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
-from .._errors import ConfigError
+from .._checks import check_choice, check_int, check_number, quote
+from .._errors import ConfigError, ConfigTypeError
 from ..engine import Schema
 from ._batch import Batch
 from .bundled import BUNDLED, load_bundled
 from .readers import read_csv, read_parquet
 from .synthetic import SyntheticTelemetry
 
-KINDS = ("synthetic", "csv", "parquet", "bundled")
+DataKind = Literal["synthetic", "csv", "parquet", "bundled"]
+"""Where a :class:`DataSpec`'s rows come from."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +23,7 @@ class DataSpec:
     """A data source: synthetic telemetry, a CSV or Parquet file, or a bundled real dataset.
 
     Args:
-        kind: one of ``"synthetic"``, ``"csv"``, ``"parquet"``, ``"bundled"``.
+        kind: a :data:`DataKind`: ``"synthetic"``, ``"csv"``, ``"parquet"`` or ``"bundled"``.
         settings: the source's own settings: :class:`SyntheticTelemetry`'s fields for
             ``synthetic``; ``path``, ``columns`` (column -> metric) and ``nan_policy`` for
             files; ``name`` (and ``nan_policy``) for ``bundled``.
@@ -29,22 +31,28 @@ class DataSpec:
         period_s: seconds between time steps in files; synthetic data set it.
     """
 
-    kind: str
+    kind: DataKind
     settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     n_teams: int = 1
     period_s: float = 3600.0
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ConfigError(f"data.kind must be one of {KINDS}, got {self.kind!r}")
+        check_choice(self.kind, "data.kind", DataKind)
+        if not isinstance(self.settings, Mapping):
+            raise ConfigTypeError(
+                f"`data.settings` must map setting names to values, "
+                f"got {type(self.settings).__name__}: {quote(self.settings)}"
+            )
         object.__setattr__(self, "settings", dict(self.settings))
         if self.kind in ("csv", "parquet") and not self.settings.get("path"):
-            raise ConfigError(f"data.settings.path is required for data.kind={self.kind!r}")
-        if self.kind == "bundled" and self.settings.get("name") not in BUNDLED:
             raise ConfigError(
-                f"data.settings.name must be one of {sorted(BUNDLED)}, "
-                f"got {self.settings.get('name')!r}"
+                f"`data.settings.path` must name a file for data.kind={self.kind!r}, "
+                f"got {quote(self.settings.get('path'))}"
             )
+        if self.kind == "bundled":
+            check_choice(self.settings.get("name"), "data.settings.name", tuple(BUNDLED))
+        check_int(self.n_teams, "data.n_teams")
+        check_number(self.period_s, "data.period_s", positive=True)
 
 
 @dataclasses.dataclass(frozen=True)

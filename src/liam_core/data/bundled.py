@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from .._errors import ConfigError, InvalidValueError
+from .._checks import check_choice
+from .._errors import InvalidValueError
 from ._batch import Batch
 from ._extras import require
 
-__all__ = ["BUNDLED", "BundledDataset", "load_bundled"]
+__all__ = ["BUNDLED", "BundledDataset", "BundledNanPolicy", "load_bundled"]
 
-_NAN_POLICIES = ("raise", "mask", "drop")
+BundledNanPolicy = Literal["raise", "mask", "drop"]
+"""What :func:`load_bundled` does with missing values: refuse, mask or drop their rows."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ BUNDLED: dict[str, BundledDataset] = {
 """The known datasets by name; ``load_bundled(name)`` loads one."""
 
 
-def load_bundled(name: str, *, nan_policy: str = "mask") -> Batch:
+def load_bundled(name: str, *, nan_policy: BundledNanPolicy = "mask") -> Batch:
     """Load a dataset shipped with statsmodels or scikit-learn as a ``Batch``.
 
     Args:
@@ -152,12 +154,10 @@ def load_bundled(name: str, *, nan_policy: str = "mask") -> Batch:
         >>> load_bundled("iris")
         Traceback (most recent call last):
         ...
-        liam_core._errors.ConfigError: unknown bundled dataset 'iris'; known: ['co2', 'sunspots', 'macrodata', 'elnino', 'diabetes', 'wine']
+        liam_core._errors.ConfigError: load_bundled: `name` must be one of 'co2', 'sunspots', 'macrodata', 'elnino', 'diabetes', 'wine', got 'iris'
     """
-    if name not in BUNDLED:
-        raise ConfigError(f"unknown bundled dataset {name!r}; known: {list(BUNDLED)}")
-    if nan_policy not in _NAN_POLICIES:
-        raise ConfigError(f"`nan_policy` must be one of {list(_NAN_POLICIES)}, got {nan_policy!r}")
+    check_choice(name, "name", tuple(BUNDLED), owner="load_bundled")
+    check_choice(nan_policy, "nan_policy", BundledNanPolicy, owner="load_bundled")
     values, names, stamps, target = BUNDLED[name].load()
     valid = np.isfinite(values)
     mask = None

@@ -13,18 +13,24 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
-from .._errors import ConfigError, EmptyInputError, InvalidTypeError, InvalidValueError
+from .._checks import check_choice, check_int, check_names, quote
+from .._errors import (
+    ConfigError,
+    ConfigTypeError,
+    EmptyInputError,
+    InvalidTypeError,
+    InvalidValueError,
+)
 from ._batch import Batch, concat_batches
 from ._extras import require
 
-__all__ = ["NAN_POLICIES", "read_csv", "read_parquet"]
+__all__ = ["NanPolicy", "read_csv", "read_parquet"]
 
-NAN_POLICIES = ("raise", "mask")
+NanPolicy = Literal["raise", "mask"]
 """What a reader does with a bad cell: raise an error naming it, or mask it."""
 
 _CHUNK_ROWS = 65_536  # rows parsed at a time when the caller wants the whole file
 
-NanPolicy = Literal["raise", "mask"]
 Columns = Mapping[str, str] | Sequence[str] | None
 
 
@@ -79,12 +85,12 @@ def read_csv(path, columns=None, *, nan_policy="raise", batch_size=None):
     """
     pd = require("pandas", "read_csv()")
     source = os.fspath(path)
-    policy, size = _check_options(nan_policy, batch_size)
+    policy, size = _check_options(nan_policy, batch_size, "read_csv")
     try:
         header = list(pd.read_csv(source, nrows=0).columns)
     except pd.errors.EmptyDataError:
         raise EmptyInputError(f"{source}: the file is empty; expected a header line") from None
-    mapping = _check_columns(columns, header, source)
+    mapping = _check_columns(columns, header, source, "read_csv")
 
     def chunks() -> Iterator[tuple[int, dict[str, Any]]]:
         reader = pd.read_csv(
@@ -139,17 +145,17 @@ def read_parquet(path, columns=None, *, nan_policy="raise", batch_size=None):
         >>> read_parquet(path, {"prod": "productivity", "speed": "throughput"})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        liam_core._errors.ConfigError: ...shifts.parquet: `columns` names ['speed'], which the file does not have; available columns: ['prod', 'qual']
+        liam_core._errors.ConfigError: read_parquet: `columns` must name columns of ...shifts.parquet (available columns: ['prod', 'qual']), got ['speed'], which the file does not have
     """
     pq = require("pyarrow.parquet", "read_parquet()")
     pa = require("pyarrow", "read_parquet()")
     source = os.fspath(path)
-    policy, size = _check_options(nan_policy, batch_size)
+    policy, size = _check_options(nan_policy, batch_size, "read_parquet")
     try:
         parquet = pq.ParquetFile(source)
     except pa.ArrowInvalid as error:
         raise InvalidValueError(f"{source}: not a readable Parquet file ({error})") from None
-    mapping = _check_columns(columns, list(parquet.schema_arrow.names), source)
+    mapping = _check_columns(columns, list(parquet.schema_arrow.names), source, "read_parquet")
 
     def chunks() -> Iterator[tuple[int, dict[str, Any]]]:
         start = 0
@@ -166,19 +172,16 @@ def read_parquet(path, columns=None, *, nan_policy="raise", batch_size=None):
 # -- shared ------------------------------------------------------------------------------------
 
 
-def _check_options(nan_policy: Any, batch_size: Any) -> tuple[str, int | None]:
-    if nan_policy not in NAN_POLICIES:
-        raise ConfigError(f"`nan_policy` must be one of {list(NAN_POLICIES)}, got {nan_policy!r}")
-    if batch_size is not None and (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int | np.integer)
-        or batch_size < 1
-    ):
-        raise ConfigError(f"`batch_size` must be a positive int or None, got {batch_size!r}")
-    return nan_policy, None if batch_size is None else int(batch_size)
+def _check_options(nan_policy: Any, batch_size: Any, owner: str) -> tuple[str, int | None]:
+    check_choice(nan_policy, "nan_policy", NanPolicy, owner=owner)
+    if batch_size is None:
+        return nan_policy, None
+    return nan_policy, check_int(batch_size, "batch_size", owner=owner, why=" or None")
 
 
-def _check_columns(columns: Columns, available: list[str], source: str) -> dict[str, str]:
+def _check_columns(
+    columns: Columns, available: list[str], source: str, owner: str
+) -> dict[str, str]:
     """The column -> metric mapping, checked against the file's columns."""
     if columns is None:
         mapping = {name: name for name in available}
@@ -187,27 +190,22 @@ def _check_columns(columns: Columns, available: list[str], source: str) -> dict[
     elif isinstance(columns, Sequence) and not isinstance(columns, str):
         mapping = {name: name for name in columns}
     else:
-        raise ConfigError(
-            f"`columns` must map file columns to metric names, list columns, or be None; "
-            f"got {columns!r}"
+        raise ConfigTypeError(
+            f"{owner}: `columns` must map file columns to metric names, list columns, or be "
+            f"None, got {type(columns).__name__}: {quote(columns)}"
         )
     if not mapping:
-        raise ConfigError(f"{source}: `columns` selects no column; available columns: {available}")
+        raise ConfigError(
+            f"{owner}: `columns` must select at least one column of {source} "
+            f"(available columns: {available}), got {quote(columns)}"
+        )
     unknown = [name for name in mapping if name not in available]
     if unknown:
         raise ConfigError(
-            f"{source}: `columns` names {unknown}, which the file does not have; "
-            f"available columns: {available}"
+            f"{owner}: `columns` must name columns of {source} (available columns: "
+            f"{available}), got {unknown}, which the file does not have"
         )
-    metrics = list(mapping.values())
-    for metric in metrics:
-        if not isinstance(metric, str) or not metric:
-            raise ConfigError(
-                f"`columns` maps to metric names, which must be non-empty str; got {metric!r}"
-            )
-    repeated = sorted({metric for metric in metrics if metrics.count(metric) > 1})
-    if repeated:
-        raise ConfigError(f"`columns` maps several columns to the metrics {repeated}")
+    check_names(list(mapping.values()), "columns", owner=owner)
     return mapping
 
 

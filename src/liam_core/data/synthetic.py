@@ -22,7 +22,6 @@ never on how the rows are batched.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterator, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from functools import cached_property
@@ -30,7 +29,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._errors import ConfigError
+from .._checks import check_choice, check_int, check_names, check_number, quote
+from .._errors import ConfigError, ConfigTypeError
 from ..engine import Schema
 from ._batch import Batch
 
@@ -158,38 +158,24 @@ class _Params:
     worse: np.ndarray  # float32 [8]
 
 
-def _field_error(name: str, expected: str, value: Any) -> ConfigError:
-    return ConfigError(f"SyntheticTelemetry `{name}` must be {expected}, got {value!r}")
+_OWNER = "SyntheticTelemetry"
 
 
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise _field_error(name, "an int", value)
-    if value < low or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise _field_error(name, f"an int {bounds}", value)
-    return int(value)
-
-
-def _check_float(name: str, value: Any, low: float = 0.0, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _field_error(name, "a real number", value)
-    number = float(value)
-    if not (math.isfinite(number) and low <= number <= high):
-        bounds = f">= {low}" if high == math.inf else f"in [{low}, {high}]"
-        raise _field_error(name, f"a finite number {bounds}", value)
-    return number
-
-
-def _check_pair(name: str, value: Any, kind: str, low: float) -> tuple:
+def _check_range(name: str, value: Any, kind: str, low: float) -> tuple:
+    """A ``(low, high)`` pair of ints or numbers ``>= low`` with ``low <= high``."""
     if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2:
-        raise _field_error(name, f"a pair ({kind} low, {kind} high)", value)
+        raise ConfigTypeError(
+            f"{_OWNER}: `{name}` must be a pair ({kind} low, {kind} high), "
+            f"got {type(value).__name__}: {quote(value)}"
+        )
     if kind == "int":
-        pair = tuple(_check_int(name, item, int(low)) for item in value)
+        pair = tuple(check_int(item, name, minimum=int(low), owner=_OWNER) for item in value)
     else:
-        pair = tuple(_check_float(name, item, low) for item in value)
+        pair = tuple(check_number(item, name, minimum=low, owner=_OWNER) for item in value)
     if pair[0] > pair[1]:
-        raise _field_error(name, "a pair (low, high) with low <= high", value)
+        raise ConfigError(
+            f"{_OWNER}: `{name}` must be a pair (low, high) with low <= high, got {quote(value)}"
+        )
     return pair
 
 
@@ -263,29 +249,26 @@ class SyntheticTelemetry:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise validated settings in place
-        set_(self, "n_records", _check_int("n_records", self.n_records, 1))
-        set_(self, "n_teams", _check_int("n_teams", self.n_teams, 1))
-        set_(self, "seed", _check_int("seed", self.seed, 0, 2**64 - 1))
-        metrics = self.metrics
-        if isinstance(metrics, str) or not isinstance(metrics, Sequence) or not metrics:
-            raise _field_error("metrics", f"a non-empty sequence of names from {METRICS}", metrics)
-        unknown = [name for name in metrics if name not in _CATALOG]
-        if unknown:
-            raise _field_error(
-                "metrics", f"names from {list(METRICS)}; unknown: {unknown}", metrics
-            )
-        if len(set(metrics)) != len(metrics):
-            raise _field_error("metrics", "names without repeats", metrics)
-        set_(self, "metrics", tuple(metrics))
-        set_(self, "period_s", _check_int("period_s", self.period_s, 1))
+        set_(self, "n_records", check_int(self.n_records, "n_records", owner=_OWNER))
+        set_(self, "n_teams", check_int(self.n_teams, "n_teams", owner=_OWNER))
+        set_(self, "seed", check_int(self.seed, "seed", minimum=0, maximum=2**64 - 1, owner=_OWNER))
+        metrics = check_names(self.metrics, "metrics", owner=_OWNER)
+        if not metrics:
+            raise ConfigError(f"{_OWNER}: `metrics` must name at least one metric, got ()")
+        for name in metrics:
+            check_choice(name, "metrics", METRICS, owner=_OWNER)
+        set_(self, "metrics", metrics)
+        set_(self, "period_s", check_int(self.period_s, "period_s", owner=_OWNER))
         try:
             start_s = int(np.datetime64(self.start, "s").astype(np.int64))
         except (TypeError, ValueError):
-            raise _field_error(
-                "start", "an ISO date-time such as '2026-01-05T00:00:00'", self.start
+            raise ConfigError(
+                f"{_OWNER}: `start` must be an ISO date-time such as '2026-01-05T00:00:00', "
+                f"got {quote(self.start)}"
             ) from None
         set_(self, "_start_s", start_s)
-        set_(self, "n_factors", _check_int("n_factors", self.n_factors, 0, 64))
+        n_factors = check_int(self.n_factors, "n_factors", minimum=0, maximum=64, owner=_OWNER)
+        set_(self, "n_factors", n_factors)
         for name in (
             "factor_strength",
             "noise_scale",
@@ -293,16 +276,18 @@ class SyntheticTelemetry:
             "weekly_amplitude",
             "drift_level",
         ):
-            set_(self, name, _check_float(name, getattr(self, name)))
-        set_(self, "drift_trend", _check_float("drift_trend", self.drift_trend, -math.inf))
+            set_(self, name, check_number(getattr(self, name), name, minimum=0.0, owner=_OWNER))
+        set_(self, "drift_trend", check_number(self.drift_trend, "drift_trend", owner=_OWNER))
         if self.drift_start is not None:
-            set_(self, "drift_start", _check_int("drift_start", self.drift_start, 0))
+            drift_start = check_int(self.drift_start, "drift_start", minimum=0, owner=_OWNER)
+            set_(self, "drift_start", drift_start)
         for name in ("spike_rate", "level_shift_rate", "dropout_rate"):
-            set_(self, name, _check_float(name, getattr(self, name), 0.0, 1.0))
+            rate = check_number(getattr(self, name), name, minimum=0.0, maximum=1.0, owner=_OWNER)
+            set_(self, name, rate)
         for name in ("spike_size", "level_shift_size"):
-            set_(self, name, _check_pair(name, getattr(self, name), "float", 0.0))
+            set_(self, name, _check_range(name, getattr(self, name), "float", 0.0))
         for name in ("level_shift_steps", "dropout_steps"):
-            set_(self, name, _check_pair(name, getattr(self, name), "int", 1))
+            set_(self, name, _check_range(name, getattr(self, name), "int", 1))
 
     # -- public views --------------------------------------------------------------------------
 
@@ -332,8 +317,8 @@ class SyntheticTelemetry:
         Example:
             >>> from liam_core.data import SyntheticTelemetry
             >>> schema = SyntheticTelemetry(10, metrics=("quality", "error_rate")).schema()
-            >>> schema.describe("quality"), schema.describe("error_rate")
-            ("'quality' [%] in [0.0, 100.0]", "'error_rate' [fraction] in [0.0, 1.0]")
+            >>> schema.names, schema.units["quality"], schema.ranges["error_rate"]
+            (('quality', 'error_rate'), '%', (0.0, 1.0))
         """
         specs = {name: _CATALOG[name] for name in self.metrics}
         return Schema(
@@ -351,16 +336,15 @@ class SyntheticTelemetry:
             >>> (telemetry.rows(10, 20).values == telemetry.rows().values[10:20]).all()
             np.True_
         """
-        stop = self.n_records if stop is None else stop
-        for name, value in (("start", start), ("stop", stop)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise ConfigError(f"rows() `{name}` must be an int, got {value!r}")
-        if not 0 <= start < stop <= self.n_records:
+        owner = f"{_OWNER}.rows"
+        start = check_int(start, "start", minimum=0, owner=owner)
+        stop = check_int(self.n_records if stop is None else stop, "stop", owner=owner)
+        if not start < stop <= self.n_records:
             raise ConfigError(
-                f"rows() needs 0 <= start < stop <= n_records={self.n_records}, "
-                f"got start={start}, stop={stop}"
+                f"{owner}: `start, stop` must satisfy 0 <= start < stop <= "
+                f"n_records={self.n_records}, got start={start}, stop={stop}"
             )
-        return self._rows(int(start), int(stop), _BlockCache(self))
+        return self._rows(start, stop, _BlockCache(self))
 
     def batches(self, batch_size: int = 65_536) -> Iterator[Batch]:
         """Yield consecutive batches of at most ``batch_size`` rows covering every record.
@@ -379,7 +363,7 @@ class SyntheticTelemetry:
             >>> [batch.n_rows for batch in SyntheticTelemetry(10, n_teams=2).batches(4)]
             [4, 4, 2]
         """
-        batch_size = _check_int("batch_size", batch_size, 1)
+        batch_size = check_int(batch_size, "batch_size", owner=f"{_OWNER}.batches")
         return self._batches(batch_size)
 
     def _batches(self, batch_size: int) -> Iterator[Batch]:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import jax
 
+from .._checks import check_int, quote
 from .._errors import ConfigError, DistributedError
 
 DEFAULT_HEARTBEAT_TIMEOUT_S = 10
@@ -64,36 +65,32 @@ def _check_process_args(
     }
     missing = [name for name, value in given.items() if value is None]
     if missing:
+        present = [name for name in given if name not in missing]
         raise ConfigError(
-            f"distributed() needs coordinator_address, num_processes and process_id together, "
-            f"or none of them (to read them from the environment); missing: {', '.join(missing)}"
+            "distributed: `coordinator_address`, `num_processes` and `process_id` must be given "
+            "together, or none of them (to read them from the environment), "
+            f"got {', '.join(present)} without {', '.join(missing)}"
         )
     if not isinstance(coordinator_address, str) or not _ADDRESS.match(coordinator_address):
         raise ConfigError(
-            f"coordinator_address must be 'host:port' (for example '127.0.0.1:12345'), "
-            f"got {coordinator_address!r}"
+            "distributed: `coordinator_address` must be 'host:port' (for example "
+            f"'127.0.0.1:12345'), got {quote(coordinator_address)}"
         )
     port = int(coordinator_address.rsplit(":", 1)[1])
     if not 1 <= port <= 65535:
-        raise ConfigError(f"coordinator_address port must be in 1..65535, got {port}")
-    if isinstance(num_processes, bool) or not isinstance(num_processes, int) or num_processes < 1:
-        raise ConfigError(f"num_processes must be a positive int, got {num_processes!r}")
-    if (
-        isinstance(process_id, bool)
-        or not isinstance(process_id, int)
-        or not 0 <= process_id < num_processes
-    ):
         raise ConfigError(
-            f"process_id must be an int in 0..{num_processes - 1} (num_processes={num_processes}), "
-            f"got {process_id!r}"
+            f"distributed: `coordinator_address` must have a port in [1, 65535], got {port}"
         )
+    num_processes = check_int(num_processes, "num_processes", owner="distributed")
+    process_id = check_int(
+        process_id,
+        "process_id",
+        minimum=0,
+        maximum=num_processes - 1,
+        owner="distributed",
+        why=f" (num_processes={num_processes})",
+    )
     return coordinator_address, num_processes, process_id
-
-
-def _check_timeout(value: object, setting: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{setting} must be a positive int of seconds, got {value!r}")
-    return value
 
 
 def distributed(
@@ -139,24 +136,26 @@ def distributed(
         >>> from liam_core.mesh import distributed
         >>> distributed(num_processes=2)   # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
-        ConfigError: distributed() needs coordinator_address, num_processes and process_id together...
+        ConfigError: distributed: `coordinator_address`, `num_processes` and `process_id` must be given together...
 
         On each of two processes (``i`` = 0 and 1), before any computation::
 
             info = distributed("127.0.0.1:12345", num_processes=2, process_id=i, cpu_devices=4)
             info.global_device_count   # 8
     """
-    heartbeat_timeout_s = _check_timeout(heartbeat_timeout_s, "heartbeat_timeout_s")
-    initialization_timeout_s = _check_timeout(initialization_timeout_s, "initialization_timeout_s")
+    heartbeat_timeout_s = check_int(
+        heartbeat_timeout_s, "heartbeat_timeout_s", owner="distributed", why=" (seconds)"
+    )
+    initialization_timeout_s = check_int(
+        initialization_timeout_s, "initialization_timeout_s", owner="distributed", why=" (seconds)"
+    )
     explicit = any(v is not None for v in (coordinator_address, num_processes, process_id))
     if explicit:
         coordinator_address, num_processes, process_id = _check_process_args(
             coordinator_address, num_processes, process_id
         )
-    if cpu_devices is not None and (
-        isinstance(cpu_devices, bool) or not isinstance(cpu_devices, int) or cpu_devices < 1
-    ):
-        raise ConfigError(f"cpu_devices must be a positive int, got {cpu_devices!r}")
+    if cpu_devices is not None:
+        cpu_devices = check_int(cpu_devices, "cpu_devices", owner="distributed")
     if jax.distributed.is_initialized():
         raise DistributedError(
             "the JAX distributed runtime is already started in this process; call distributed() "

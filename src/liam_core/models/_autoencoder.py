@@ -14,9 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._errors import ConfigError, InvalidValueError, ShapeError
-from ._checks import DTYPE, as_example, as_float32, check_choice, check_int_setting
-from ._mlp import ACTIVATIONS, Perceptron, init_perceptrons
+from .._checks import check_int
+from .._errors import InvalidValueError, ShapeError
+from ._checks import DTYPE, as_example, as_float32
+from ._mlp import Activation, Perceptron, check_activation, init_perceptrons
 
 
 class Standardization(eqx.Module):
@@ -96,7 +97,7 @@ class Autoencoder(eqx.Module):
             ``max(1, in_features // 4)``.
         width: units per hidden layer of the encoder and of the decoder, >= 1.
         depth: hidden layers of the encoder and of the decoder, >= 0.
-        activation: one of ``relu, gelu, silu, tanh, sigmoid, softplus, elu, identity``.
+        activation: an :data:`~liam_core.models.Activation` name.
         key: a JAX PRNG key for the initial weights.
 
     Returns:
@@ -128,22 +129,19 @@ class Autoencoder(eqx.Module):
         latent: int | None = None,
         width: int = 64,
         depth: int = 1,
-        activation: str = "gelu",
+        activation: Activation = "gelu",
         key: jax.Array,
     ) -> None:
         owner = type(self).__name__
-        self.in_features = check_int_setting(owner, "in_features", in_features, minimum=1)
+        self.in_features = check_int(in_features, "in_features", owner=owner)
         if latent is None:
             latent = max(1, self.in_features // 4)
-        self.latent = check_int_setting(owner, "latent", latent, minimum=1)
-        if self.latent > self.in_features:
-            raise ConfigError(
-                f"{owner}: `latent` must be an int in [1, in_features] = [1, {self.in_features}], "
-                f"got {self.latent}"
-            )
-        self.width = check_int_setting(owner, "width", width, minimum=1)
-        self.depth = check_int_setting(owner, "depth", depth, minimum=0)
-        self.activation = check_choice(owner, "activation", activation, tuple(ACTIVATIONS))
+        self.latent = check_int(
+            latent, "latent", maximum=self.in_features, owner=owner, why=" (at most in_features)"
+        )
+        self.width = check_int(width, "width", owner=owner)
+        self.depth = check_int(depth, "depth", minimum=0, owner=owner)
+        self.activation = check_activation(activation, owner)
         hidden = (self.width,) * self.depth
         self.encoder, self.decoder = init_perceptrons(
             owner,
@@ -183,7 +181,8 @@ class Autoencoder(eqx.Module):
             >>> model.normalization.scale.tolist()
             [1.0, 1.0]
         """
-        mean, scale = as_float32(mean, "mean"), as_float32(scale, "scale")
+        owner = "Autoencoder.with_normalization"
+        mean, scale = as_float32(mean, "mean", owner=owner), as_float32(scale, "scale", owner=owner)
         mean, scale = _check_normalization(self.in_features, mean, scale)
         return eqx.tree_at(lambda m: m.normalization, self, Standardization(mean, scale))
 

@@ -1,7 +1,10 @@
-"""Trace-time checks for models: settings at construction, shapes and dtypes at call time.
+"""Shape checks of the models' inputs, at trace time: one example, or a batch of examples.
 
-Everything here looks only at Python values and static shapes/dtypes, so it runs while JAX
-traces (under ``jit``, ``vmap``, ``grad``) and raises before anything is compiled.
+The generic checks (ints, choices, real-number arrays) are :mod:`liam_core._checks`; these
+add what is particular to a model: float32, and the ``[in_features]`` or
+``[batch, in_features]`` shape with a hint when one was passed where the other belongs.
+They look only at static shapes and dtypes, so they run while JAX traces (under ``jit``,
+``vmap``, ``grad``) and raise before anything is compiled.
 """
 
 from __future__ import annotations
@@ -12,34 +15,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._errors import ConfigError, EmptyInputError, InvalidTypeError, ShapeError
-from ..algebra._checks import as_real_array
+from .._checks import as_real_array, check_not_empty
+from .._errors import ShapeError
 
 # Every model computes in float32 (parameters and activations); inputs are cast to it.
 DTYPE = jnp.float32
 
 
-def check_int_setting(owner: str, name: str, value: Any, *, minimum: int) -> int:
-    """Return ``value`` as an int, or raise naming ``owner``'s field ``name`` and the allowed range."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InvalidTypeError(
-            f"{owner}: `{name}` must be an int >= {minimum}, got {type(value).__name__}: {value!r}"
-        )
-    if value < minimum:
-        raise ConfigError(f"{owner}: `{name}` must be an int >= {minimum}, got {value}")
-    return int(value)
-
-
-def check_choice(owner: str, name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    """Return ``value`` if it is one of the ``allowed`` names, else raise ``ConfigError``."""
-    if not isinstance(value, str) or value not in allowed:
-        raise ConfigError(f"{owner}: `{name}` must be one of {list(allowed)}, got {value!r}")
-    return value
-
-
-def as_float32(x: Any, name: str) -> jax.Array:
-    """Return ``x`` as a float32 JAX array (tracers included); refuse text, bools, complex."""
-    x = as_real_array(x, name)
+def as_float32(x: Any, name: str, *, owner: str | None = None) -> jax.Array:
+    """``x`` as a float32 JAX array (tracers included); text, bools and complex are refused."""
+    x = as_real_array(x, name, owner=owner)
     if isinstance(x, np.ndarray):
         x = x.astype(DTYPE, copy=False)  # cast on the host: no device program to compile
     return jnp.asarray(x, dtype=DTYPE)
@@ -47,13 +32,13 @@ def as_float32(x: Any, name: str) -> jax.Array:
 
 def as_example(x: Any, *, owner: str, in_features: int, name: str = "x") -> jax.Array:
     """One example ``[in_features]`` as float32, or ``ShapeError`` naming both shapes."""
-    x = as_float32(x, name)
+    x = as_float32(x, name, owner=owner)
     if x.shape != (in_features,):
         hint = ""
         if x.ndim >= 2 and x.shape[-1] == in_features:
             hint = (
                 f" {owner} works on one example at a time: map it over a batch with "
-                "`jax.vmap(model)(x)`, or use the per-example losses, which take `[batch, features]`."
+                "`jax.vmap(model)(x)`, or use the batch losses, which take `[batch, features]`."
             )
         raise ShapeError(
             f"{owner}: `{name}` must be one example of shape (in_features,) = ({in_features},), "
@@ -64,7 +49,7 @@ def as_example(x: Any, *, owner: str, in_features: int, name: str = "x") -> jax.
 
 def as_batch(x: Any, *, owner: str, in_features: int, name: str = "x") -> jax.Array:
     """A batch ``[batch, in_features]`` as float32 with at least one row, or a typed error."""
-    x = as_float32(x, name)
+    x = as_float32(x, name, owner=owner)
     if x.ndim != 2 or x.shape[1] != in_features:
         hint = ""
         if x.shape == (in_features,):
@@ -73,6 +58,5 @@ def as_batch(x: Any, *, owner: str, in_features: int, name: str = "x") -> jax.Ar
             f"{owner}: `{name}` must be a batch of shape (batch, in_features) = "
             f"(batch, {in_features}), got shape {tuple(x.shape)}.{hint}"
         )
-    if x.shape[0] == 0:
-        raise EmptyInputError(f"{owner}: `{name}` has no rows (shape {tuple(x.shape)})")
+    check_not_empty(x, name, owner=owner)
     return x

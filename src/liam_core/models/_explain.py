@@ -15,26 +15,28 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._errors import ConfigError, EmptyInputError, InvalidTypeError, ShapeError
-from ._checks import as_float32, check_choice, check_int_setting
+from .._checks import check_choice, check_int, check_not_empty
+from .._errors import ConfigError, InvalidTypeError, ShapeError
+from ._checks import as_float32
 
-METHODS = (
+Quadrature = Literal[
     "riemann_trapezoid",
     "riemann_left",
     "riemann_right",
     "riemann_middle",
     "gausslegendre",
-)
+]
+"""The quadrature rules of :func:`integrated_gradients` (as in Captum)."""
 
 
-def path_points(steps: int, method: str) -> tuple[np.ndarray, np.ndarray]:
+def path_points(steps: int, method: Quadrature) -> tuple[np.ndarray, np.ndarray]:
     """Quadrature nodes ``alphas`` in ``[0, 1]`` and their weights (summing to 1), float32."""
     k = np.arange(steps, dtype=np.float64)
     if method == "riemann_trapezoid":
@@ -90,7 +92,7 @@ def _integrated_gradients(
     baseline: jax.Array | None,
     *,
     steps: int,
-    method: str,
+    method: Quadrature,
     target: int | None,
 ) -> jax.Array:
     rows = x.reshape(-1, x.shape[-1])  # one example becomes a batch of one
@@ -115,7 +117,7 @@ def integrated_gradients(
     baseline: Any = None,
     *,
     steps: int = 64,
-    method: str = "riemann_trapezoid",
+    method: Quadrature = "riemann_trapezoid",
     target: int | None = None,
 ) -> jax.Array:
     """Integrated-gradients attributions of a per-example score, one per input feature.
@@ -138,8 +140,8 @@ def integrated_gradients(
             normalization mean, the origin of its standardized space); with the identity
             normalization the two agree. The choice is explicit rather than guessed from ``fn``.
         steps: number of points on the path, >= 1 (>= 2 for ``riemann_trapezoid``).
-        method: quadrature rule: ``riemann_trapezoid`` (default), ``riemann_left``,
-            ``riemann_right``, ``riemann_middle`` or ``gausslegendre`` (as in Captum).
+        method: the :data:`Quadrature` rule: ``riemann_trapezoid`` (default),
+            ``riemann_left``, ``riemann_right``, ``riemann_middle`` or ``gausslegendre``.
         target: with a vector-valued ``fn``, the index of the output to explain.
 
     Returns:
@@ -163,27 +165,26 @@ def integrated_gradients(
         (-1.0611, -1.0611)
     """
     owner = "integrated_gradients"
-    x = as_float32(x, "x")
+    x = as_float32(x, "x", owner=owner)
     if x.ndim not in (1, 2):
         raise ShapeError(
             f"{owner}: `x` must be one example [features] or a batch [batch, features], "
             f"got shape {tuple(x.shape)}"
         )
-    if x.size == 0:
-        raise EmptyInputError(f"{owner}: `x` is empty (shape {tuple(x.shape)})")
+    check_not_empty(x, "x", owner=owner)
     if baseline is not None:
-        baseline = as_float32(baseline, "baseline")
+        baseline = as_float32(baseline, "baseline", owner=owner)
         if baseline.shape not in (x.shape, x.shape[-1:]):
             raise ShapeError(
                 f"{owner}: `baseline` must have shape {tuple(x.shape[-1:])} or {tuple(x.shape)} "
                 f"to match `x`, got shape {tuple(baseline.shape)}"
             )
-    method = check_choice(owner, "method", method, METHODS)
-    steps = check_int_setting(
-        owner, "steps", steps, minimum=2 if method == "riemann_trapezoid" else 1
+    method = check_choice(method, "method", Quadrature, owner=owner)
+    steps = check_int(
+        steps, "steps", minimum=2 if method == "riemann_trapezoid" else 1, owner=owner
     )
     if target is not None:
-        target = check_int_setting(owner, "target", target, minimum=0)
+        target = check_int(target, "target", minimum=0, owner=owner)
     return _integrated_gradients(
         _as_pytree_callable(fn), x, baseline, steps=steps, method=method, target=target
     )

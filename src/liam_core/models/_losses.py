@@ -1,10 +1,15 @@
-"""Per-example losses for a data-parallel trainer: each returns one loss per row, ``[batch]``.
+"""Losses: per-example primitives, and their batch forms (``jax.vmap`` of them).
 
-They never average: the trainer reduces rows itself, in its own fixed order, so the result
-does not depend on how a batch is split across devices. Each loss takes a batch
-``[batch, features]`` and maps the per-example model over its rows with ``jax.vmap``;
-row ``i`` of the result depends only on row ``i`` of the inputs, so padded rows can be
-masked out afterwards.
+The primitive is a **per-example** loss ``loss(model, example) -> scalar``: what a trainer
+averages (``LaborArray.value_and_grad`` takes one), in its own fixed order, so the result
+does not depend on how a batch is split across devices. Each is a module-level function
+(one object each), so the programs compiled for it are shared by every trainer in the
+process.
+
+The batch losses (:func:`mse_loss`, :func:`cross_entropy_loss`, :func:`reconstruction_loss`)
+check a batch ``[batch, features]`` and its targets, then ``jax.vmap`` the primitive over
+its rows: one loss per row, never averaged. Row ``i`` of the result depends only on row
+``i`` of the inputs, so padded rows can be masked out afterwards.
 """
 
 from __future__ import annotations
@@ -21,9 +26,86 @@ from ._autoencoder import Autoencoder
 from ._checks import as_batch, as_float32
 from ._mlp import MLPClassifier, MLPRegressor
 
+# --------------------------------------------------------------------------- per example
+
+
+def reconstruction_example_loss(model: Autoencoder, x: jax.Array) -> jax.Array:
+    """An autoencoder's anomaly score of one example ``[in_features]``: its mean squared
+    reconstruction error in standardized units (``model.anomaly_score(x)``).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from liam_core.models import Autoencoder, reconstruction_example_loss
+        >>> model = Autoencoder(3, key=jax.random.key(0))
+        >>> x = jnp.array([1.0, -2.0, 0.5])
+        >>> bool(reconstruction_example_loss(model, x) == model.anomaly_score(x))
+        True
+    """
+    return model.anomaly_score(x)
+
+
+def squared_error_example_loss(
+    model: MLPRegressor, example: tuple[jax.Array, jax.Array]
+) -> jax.Array:
+    """A regressor's squared error of one example ``(x, y)``, averaged over the targets.
+
+    ``x`` is ``[in_features]``; ``y`` is ``[out_features]`` (a scalar when ``out_features``
+    is 1).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from liam_core.models import MLPRegressor, squared_error_example_loss
+        >>> model = MLPRegressor(2, 1, depth=0, key=jax.random.key(0))
+        >>> x = jnp.array([1.0, 2.0])
+        >>> loss = squared_error_example_loss(model, (x, jnp.float32(0.0)))
+        >>> bool(jnp.allclose(loss, model(x)[0] ** 2))
+        True
+    """
+    x, y = example
+    return jnp.mean((model(x) - jnp.reshape(y, (model.out_features,))) ** 2)
+
+
+def cross_entropy_example_loss(
+    model: MLPClassifier, example: tuple[jax.Array, jax.Array]
+) -> jax.Array:
+    """A classifier's negative log-likelihood of one example ``(x, label)``.
+
+    A label outside ``[0, n_classes)`` gives NaN, so a bad label shows up in the trainer's
+    loss instead of silently training on a clamped class. (The check is a value inside the
+    program, not ``eqx.error_if``: that one does not trace under ``jax.shard_map``.) Pad a
+    ragged batch with a valid label (0) and drop padded rows with ``jnp.where(mask, losses,
+    0)``: multiplying by a mask keeps a NaN.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from liam_core.models import MLPClassifier, cross_entropy_example_loss
+        >>> model = MLPClassifier(3, 4, key=jax.random.key(0))
+        >>> x = jnp.ones(3)
+        >>> expected = -jax.nn.log_softmax(model.logits(x))[2]
+        >>> bool(jnp.allclose(cross_entropy_example_loss(model, (x, 2)), expected))
+        True
+        >>> bool(jnp.isnan(cross_entropy_example_loss(model, (x, 9))))
+        True
+    """
+    x, label = example
+    log_probs = jax.nn.log_softmax(model.logits(x))
+    index = jnp.clip(label, 0, model.n_classes - 1)
+    valid = (label >= 0) & (label < model.n_classes)
+    return jnp.where(valid, -log_probs[index], jnp.nan)
+
+
+@eqx.filter_jit
+def _per_row(loss: Any, model: eqx.Module, examples: Any) -> jax.Array:
+    return jax.vmap(loss, in_axes=(None, 0))(model, examples)
+
+
+# --------------------------------------------------------------------------- per batch
+
 
 def mse_loss(model: MLPRegressor, x: Any, y: Any) -> jax.Array:
     """Squared error of each row, averaged over the targets: ``mean_j (model(x_i)_j - y_ij)**2``.
+
+    The batch form of :func:`squared_error_example_loss`.
 
     Args:
         model: an :class:`MLPRegressor` (anything per-example with ``in_features`` and
@@ -41,12 +123,14 @@ def mse_loss(model: MLPRegressor, x: Any, y: Any) -> jax.Array:
         >>> import jax, jax.numpy as jnp
         >>> from liam_core.models import MLPRegressor, mse_loss
         >>> model = MLPRegressor(3, 1, key=jax.random.key(0))
-        >>> mse_loss(model, jnp.ones((5, 3)), jnp.zeros(5)).shape
-        (5,)
+        >>> x = jnp.ones((5, 3))
+        >>> losses = mse_loss(model, x, jnp.zeros(5))
+        >>> losses.shape, bool(jnp.allclose(losses, jax.vmap(model)(x)[:, 0] ** 2))
+        ((5,), True)
     """
     owner = "mse_loss"
     x = as_batch(x, owner=owner, in_features=model.in_features)
-    y = as_float32(y, "y")
+    y = as_float32(y, "y", owner=owner)
     batch, out_features = x.shape[0], model.out_features
     if y.shape == (batch,) and out_features == 1:
         y = y[:, None]
@@ -56,22 +140,14 @@ def mse_loss(model: MLPRegressor, x: Any, y: Any) -> jax.Array:
             + (f" or ({batch},)" if out_features == 1 else "")
             + f", got shape {tuple(y.shape)}"
         )
-    return _mse(model, x, y)
-
-
-@eqx.filter_jit
-def _mse(model: MLPRegressor, x: jax.Array, y: jax.Array) -> jax.Array:
-    return jnp.mean((jax.vmap(model)(x) - y) ** 2, axis=-1)
+    return _per_row(squared_error_example_loss, model, (x, y))
 
 
 def cross_entropy_loss(model: MLPClassifier, x: Any, y: Any) -> jax.Array:
     """Negative log-likelihood of each row's label: ``-log softmax(model.logits(x_i))[y_i]``.
 
-    A label outside ``[0, n_classes)`` gives a NaN loss for its row, so a bad label shows
-    up in the trainer's loss instead of silently training on a clamped class. (The check
-    is a value inside the program, not ``eqx.error_if``: that one does not trace under
-    ``jax.shard_map``.) Pad a ragged batch with a valid label (0) and drop padded rows with
-    ``jnp.where(mask, losses, 0)``: multiplying by a mask keeps a NaN.
+    The batch form of :func:`cross_entropy_example_loss`: a label outside
+    ``[0, n_classes)`` gives a NaN loss for its row only.
 
     Args:
         model: an :class:`MLPClassifier` (anything with ``logits``, ``in_features`` and
@@ -106,20 +182,13 @@ def cross_entropy_loss(model: MLPClassifier, x: Any, y: Any) -> jax.Array:
         raise ShapeError(
             f"{owner}: `y` must have shape (batch,) = ({x.shape[0]},), got shape {tuple(y.shape)}"
         )
-    return _cross_entropy(model, x, jnp.asarray(y, dtype=jnp.int32))
-
-
-@eqx.filter_jit
-def _cross_entropy(model: MLPClassifier, x: jax.Array, y: jax.Array) -> jax.Array:
-    log_probs = jax.nn.log_softmax(jax.vmap(model.logits)(x), axis=-1)
-    index = jnp.clip(y, 0, model.n_classes - 1)
-    picked = jnp.take_along_axis(log_probs, index[:, None], axis=-1)[:, 0]
-    valid = (y >= 0) & (y < model.n_classes)
-    return jnp.where(valid, -picked, jnp.nan)
+    return _per_row(cross_entropy_example_loss, model, (x, jnp.asarray(y, dtype=jnp.int32)))
 
 
 def reconstruction_loss(model: Autoencoder, x: Any) -> jax.Array:
     """Each row's anomaly score: its mean squared reconstruction error in standardized units.
+
+    The batch form of :func:`reconstruction_example_loss`.
 
     Args:
         model: an :class:`Autoencoder` (anything with ``anomaly_score`` and ``in_features``).
@@ -132,13 +201,9 @@ def reconstruction_loss(model: Autoencoder, x: Any) -> jax.Array:
         >>> import jax, jax.numpy as jnp
         >>> from liam_core.models import Autoencoder, reconstruction_loss
         >>> model = Autoencoder(4, key=jax.random.key(0))
-        >>> reconstruction_loss(model, jnp.zeros((3, 4))).shape
-        (3,)
+        >>> x = jnp.arange(12.0).reshape(3, 4)
+        >>> bool(jnp.allclose(reconstruction_loss(model, x), jax.vmap(model.anomaly_score)(x)))
+        True
     """
     x = as_batch(x, owner="reconstruction_loss", in_features=model.in_features)
-    return _reconstruction(model, x)
-
-
-@eqx.filter_jit
-def _reconstruction(model: Autoencoder, x: jax.Array) -> jax.Array:
-    return jax.vmap(model.anomaly_score)(x)
+    return _per_row(reconstruction_example_loss, model, x)

@@ -3,8 +3,8 @@
 Convention (the Equinox one): a model maps **one example** ``[in_features]`` to its output;
 map it over a batch with ``jax.vmap(model)(x)``. Passing a batch, or an example with the
 wrong number of features, raises :class:`~liam_core.ShapeError` while tracing, naming the
-expected and the received shape. The per-example losses in :mod:`liam_core.models` take
-batches ``[batch, features]`` and do the ``vmap`` themselves.
+expected and the received shape. The batch losses in :mod:`liam_core.models` take batches
+``[batch, features]`` and do the ``vmap`` themselves.
 """
 
 from __future__ import annotations
@@ -12,20 +12,25 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from typing import Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._checks import DTYPE, as_example, check_choice, check_int_setting
+from .._checks import check_choice, check_int
+from ._checks import DTYPE, as_example
 
 
 def _identity(x: jax.Array) -> jax.Array:
     return x
 
 
+Activation = Literal["relu", "gelu", "silu", "tanh", "sigmoid", "softplus", "elu", "identity"]
+"""The activations a model can use between its layers, by name."""
+
 # Names, not callables, are the settings: they fit a config file and a model's exported metadata.
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
     "gelu": jax.nn.gelu,
     "silu": jax.nn.silu,
@@ -51,7 +56,7 @@ class Perceptron(eqx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """``[sizes[0]] -> [sizes[-1]]``, the activation after every layer but the last."""
-        function = ACTIVATIONS[self.activation]
+        function = _ACTIVATIONS[self.activation]
         for layer in self.layers[:-1]:
             x = function(layer(x))
         return self.layers[-1](x)
@@ -83,12 +88,20 @@ def _init_perceptrons(
     return tuple(perceptrons)
 
 
+def check_activation(activation: object, owner: str) -> Activation:
+    """``activation`` if it is an :data:`Activation` name, else ``ConfigError`` naming ``owner``."""
+    return check_choice(activation, "activation", Activation, owner=owner)
+
+
 def init_perceptrons(
-    owner: str, architectures: tuple[tuple[int, ...], ...], activation: str, *, key: jax.Array
+    owner: str,
+    architectures: tuple[tuple[int, ...], ...],
+    activation: Activation,
+    *,
+    key: jax.Array,
 ) -> tuple[Perceptron, ...]:
     """One :class:`Perceptron` per tuple of layer sizes, e.g. ``((4, 64, 64, 1),)``."""
-    check_choice(owner, "activation", activation, tuple(ACTIVATIONS))
-    return _init_perceptrons(architectures, activation, key)
+    return _init_perceptrons(architectures, check_activation(activation, owner), key)
 
 
 class MLPRegressor(eqx.Module):
@@ -101,7 +114,7 @@ class MLPRegressor(eqx.Module):
         out_features: number of regression targets, >= 1.
         width: units per hidden layer, >= 1.
         depth: number of hidden layers, >= 0.
-        activation: one of ``relu, gelu, silu, tanh, sigmoid, softplus, elu, identity``.
+        activation: an :data:`Activation` name.
         key: a JAX PRNG key for the initial weights.
 
     Returns:
@@ -132,15 +145,15 @@ class MLPRegressor(eqx.Module):
         *,
         width: int = 64,
         depth: int = 2,
-        activation: str = "gelu",
+        activation: Activation = "gelu",
         key: jax.Array,
     ) -> None:
         owner = type(self).__name__
-        self.in_features = check_int_setting(owner, "in_features", in_features, minimum=1)
-        self.out_features = check_int_setting(owner, "out_features", out_features, minimum=1)
-        self.width = check_int_setting(owner, "width", width, minimum=1)
-        self.depth = check_int_setting(owner, "depth", depth, minimum=0)
-        self.activation = check_choice(owner, "activation", activation, tuple(ACTIVATIONS))
+        self.in_features = check_int(in_features, "in_features", owner=owner)
+        self.out_features = check_int(out_features, "out_features", owner=owner)
+        self.width = check_int(width, "width", owner=owner)
+        self.depth = check_int(depth, "depth", minimum=0, owner=owner)
+        self.activation = check_activation(activation, owner)
         sizes = (self.in_features, *(self.width,) * self.depth, self.out_features)
         (self.mlp,) = init_perceptrons(owner, (sizes,), self.activation, key=key)
 
@@ -161,7 +174,7 @@ class MLPClassifier(eqx.Module):
         n_classes: number of classes, >= 2.
         width: units per hidden layer, >= 1.
         depth: number of hidden layers, >= 0 (0 is multinomial logistic regression).
-        activation: one of ``relu, gelu, silu, tanh, sigmoid, softplus, elu, identity``.
+        activation: an :data:`Activation` name.
         key: a JAX PRNG key for the initial weights.
 
     Returns:
@@ -189,15 +202,15 @@ class MLPClassifier(eqx.Module):
         *,
         width: int = 64,
         depth: int = 2,
-        activation: str = "gelu",
+        activation: Activation = "gelu",
         key: jax.Array,
     ) -> None:
         owner = type(self).__name__
-        self.in_features = check_int_setting(owner, "in_features", in_features, minimum=1)
-        self.n_classes = check_int_setting(owner, "n_classes", n_classes, minimum=2)
-        self.width = check_int_setting(owner, "width", width, minimum=1)
-        self.depth = check_int_setting(owner, "depth", depth, minimum=0)
-        self.activation = check_choice(owner, "activation", activation, tuple(ACTIVATIONS))
+        self.in_features = check_int(in_features, "in_features", owner=owner)
+        self.n_classes = check_int(n_classes, "n_classes", minimum=2, owner=owner)
+        self.width = check_int(width, "width", owner=owner)
+        self.depth = check_int(depth, "depth", minimum=0, owner=owner)
+        self.activation = check_activation(activation, owner)
         sizes = (self.in_features, *(self.width,) * self.depth, self.n_classes)
         (self.mlp,) = init_perceptrons(owner, (sizes,), self.activation, key=key)
 

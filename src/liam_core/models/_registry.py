@@ -16,9 +16,9 @@ from typing import Any
 import equinox as eqx
 import jax
 
+from .._checks import check_choice, check_int
 from .._errors import ConfigError, InvalidTypeError
 from ._autoencoder import Autoencoder
-from ._checks import check_int_setting
 from ._mlp import MLPClassifier, MLPRegressor
 
 MODELS: Mapping[str, type[eqx.Module]] = MappingProxyType(
@@ -58,9 +58,8 @@ def make_model(name: str, *, seed: int = 0, **settings: Any) -> eqx.Module:
         >>> model_config(model)
         {'name': 'mlp_classifier', 'in_features': 4, 'n_classes': 3, 'width': 8, 'depth': 2, 'activation': 'gelu'}
     """
-    if not isinstance(name, str) or name not in MODELS:
-        raise ConfigError(f"make_model: `name` must be one of {list(MODELS)}, got {name!r}")
-    seed = check_int_setting("make_model", "seed", seed, minimum=0)
+    name = check_choice(name, "name", MODELS, owner="make_model")
+    seed = check_int(seed, "seed", minimum=0, owner="make_model")
     cls = MODELS[name]
     parameters = {p: v for p, v in inspect.signature(cls).parameters.items() if p != "key"}
     unknown = sorted(set(settings) - set(parameters))

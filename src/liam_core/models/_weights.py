@@ -102,7 +102,7 @@ def model_from_arrays(skeleton: ModelSkeleton, arrays: Sequence[Any]) -> eqx.Mod
     arrays = list(arrays)
     if len(arrays) != len(skeleton.names):
         raise ShapeError(
-            f"model_from_arrays: expected {len(skeleton.names)} arrays "
+            f"model_from_arrays: `arrays` must hold {len(skeleton.names)} arrays "
             f"({', '.join(skeleton.names)}), got {len(arrays)}"
         )
     leaves = []
@@ -112,12 +112,11 @@ def model_from_arrays(skeleton: ModelSkeleton, arrays: Sequence[Any]) -> eqx.Mod
         array = array if isinstance(array, jax.Array) else np.asarray(array)
         if tuple(array.shape) != shape:
             raise ShapeError(
-                f"model_from_arrays: array `{name}` must have shape {shape}, "
-                f"got {tuple(array.shape)}"
+                f"model_from_arrays: `{name}` must have shape {shape}, got {tuple(array.shape)}"
             )
         if np.dtype(array.dtype) != dtype:
             raise InvalidTypeError(
-                f"model_from_arrays: array `{name}` must have dtype {dtype}, got {array.dtype}"
+                f"model_from_arrays: `{name}` must have dtype {dtype}, got {array.dtype}"
             )
         leaves.append(jnp.asarray(array))
     return eqx.combine(jax.tree_util.tree_unflatten(skeleton.treedef, leaves), skeleton.static)

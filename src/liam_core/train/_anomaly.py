@@ -1,4 +1,8 @@
-"""Anomaly detection with a trained autoencoder: scores, a threshold, quality, explanations."""
+"""Anomaly detection with a trained autoencoder: scores of every row, and explanations.
+
+The quality of the flags (precision, recall, F1) is :func:`liam_core.train.detection_quality`,
+shared with the analysis job.
+"""
 
 from __future__ import annotations
 
@@ -23,12 +27,14 @@ def anomaly_scores(model: Autoencoder, x: Any, *, labor: LaborArray) -> np.ndarr
         >>> from liam_core.models import Autoencoder
         >>> from liam_core.train import anomaly_scores
         >>> model = Autoencoder(3, width=4, key=jax.random.key(0))
-        >>> anomaly_scores(model, np.zeros((5, 3), np.float32), labor=LaborArray(2)).shape
-        (5,)
+        >>> x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+        >>> scores = anomaly_scores(model, x, labor=LaborArray(2))
+        >>> scores.shape, bool(np.allclose(scores, jax.vmap(model.anomaly_score)(x)))
+        ((5,), True)
     """
     if not isinstance(model, Autoencoder):
         raise ConfigError(
-            f"anomaly scores need an autoencoder model, got {type(model).__name__}; "
+            f"anomaly_scores: `model` must be an Autoencoder, got {type(model).__name__}; "
             "use model=autoencoder"
         )
 
@@ -36,37 +42,6 @@ def anomaly_scores(model: Autoencoder, x: Any, *, labor: LaborArray) -> np.ndarr
         return jax.vmap(model.anomaly_score)(rows)
 
     return np.asarray(labor.map(score, np.asarray(x, np.float32)))
-
-
-def detection_quality(flagged: Any, truth: Any) -> dict[str, float | int]:
-    """Precision, recall and F1 of ``flagged`` rows against the ``truth`` rows.
-
-    Example:
-        >>> import numpy as np
-        >>> from liam_core.train import detection_quality
-        >>> quality = detection_quality(np.array([1, 1, 0, 0], bool), np.array([1, 0, 1, 0], bool))
-        >>> quality["precision"], quality["recall"], quality["f1"]
-        (0.5, 0.5, 0.5)
-    """
-    flagged, truth = np.asarray(flagged, bool), np.asarray(truth, bool)
-    if flagged.shape != truth.shape or flagged.ndim != 1:
-        raise ShapeError(
-            f"flagged and truth must be 1-D of one length, got {flagged.shape} and {truth.shape}"
-        )
-    true_positive = int(np.sum(flagged & truth))
-    n_flagged, n_true = int(flagged.sum()), int(truth.sum())
-    precision = true_positive / n_flagged if n_flagged else 0.0
-    recall = true_positive / n_true if n_true else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "n_rows": int(flagged.shape[0]),
-        "n_flagged": n_flagged,
-        "n_true_anomalies": n_true,
-        "true_positives": true_positive,
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-    }
 
 
 def _distinct_top(x: np.ndarray, scores: np.ndarray, top: int) -> np.ndarray:
@@ -113,7 +88,10 @@ def explain_top_anomalies(
     """
     names = list(metric_names)
     if x.ndim != 2 or x.shape[1] != len(names):
-        raise ShapeError(f"x must be [rows, {len(names)}] for {names}, got {x.shape}")
+        raise ShapeError(
+            f"explain_top_anomalies: `x` must be [rows, {len(names)}] for {names}, got shape "
+            f"{x.shape}"
+        )
     order = _distinct_top(x, scores, top)
     attributions = np.asarray(
         integrated_gradients(

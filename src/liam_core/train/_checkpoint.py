@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_int
 from .._digest import digest
-from .._errors import ConfigError, LiamError
-from .._files import write_atomically
+from .._errors import CheckpointError, ConfigError
+from .._evidence import write_atomically
 from ._state import TrainState, leaf_names
 
 LOGGER = logging.getLogger("liam_core.train")
@@ -42,18 +43,6 @@ MANIFEST = "liam-manifest.json"
 # What a damaged checkpoint raises from orbax, tensorstore or json: missing items
 # (KeyError), undecodable JSON or data (ValueError), missing or unreadable files (OSError).
 _READ_ERRORS = (OSError, ValueError, LookupError, TypeError, RuntimeError)
-
-
-class CheckpointError(LiamError, RuntimeError):
-    """A checkpoint is corrupt, partial or unreadable; the message names its folder and step.
-
-    Attributes:
-        step: the step of the checkpoint, when one is concerned.
-    """
-
-    def __init__(self, message: str, *, step: int | None = None) -> None:
-        super().__init__(message)
-        self.step = step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,10 +106,8 @@ class Checkpoints:
     def __init__(self, directory: str | os.PathLike[str], *, keep: int = 3) -> None:
         import orbax.checkpoint as ocp
 
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-            raise ConfigError(f"train.keep_checkpoints must be an int >= 1, got {keep!r}")
+        self.keep = check_int(keep, "train.keep_checkpoints")
         self.directory = Path(directory).absolute()
-        self.keep = keep
         self._ocp = ocp
         self._manager = ocp.CheckpointManager(
             self.directory,

@@ -15,6 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from .._checks import check_bool, check_int
 from .._errors import ConfigError, EmptyInputError, ShapeError
 
 
@@ -61,17 +62,10 @@ class TrainData:
 
     def __init__(self, examples: Any, *, batch_size: int, shuffle: bool = True) -> None:
         self._leaves, self._treedef, self.n_rows = _host_leaves(examples, "TrainData")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-            raise ConfigError(f"train.batch_size must be an int, got {batch_size!r}")
-        if not 1 <= batch_size <= self.n_rows:
-            raise ConfigError(
-                f"train.batch_size={batch_size} must be in [1, {self.n_rows}]: the training "
-                f"data has {self.n_rows} rows"
-            )
-        if not isinstance(shuffle, bool):
-            raise ConfigError(f"train.shuffle must be True or False, got {shuffle!r}")
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
+        self.batch_size = check_int(
+            batch_size, "train.batch_size", maximum=self.n_rows, why=" (the training rows)"
+        )
+        self.shuffle = check_bool(shuffle, "train.shuffle")
         self._epoch: tuple[int, bytes] | None = None
         self._order: np.ndarray | None = None
 
@@ -92,8 +86,7 @@ class TrainData:
             rng: the run's raw ``uint32`` key data (``jax.random.key_data``); needed with
                 ``shuffle``.
         """
-        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
-            raise ConfigError(f"position must be an int >= 0, got {position!r}")
+        check_int(position, "position", minimum=0, owner="TrainData.batch")
         epoch, index = divmod(position, self.batches_per_epoch)
         start = index * self.batch_size
         if self.shuffle:

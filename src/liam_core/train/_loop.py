@@ -13,7 +13,9 @@ import equinox as eqx
 import jax
 import optax
 
+from .._checks import check_int
 from .._errors import ConfigError, InvalidTypeError, InvalidValueError
+from .._evidence import progress_bar
 from ..alda import LaborArray
 from ._checkpoint import Checkpoints
 from ._data import TrainData, fixed_batches
@@ -62,8 +64,8 @@ class TrainResult:
 def _check_model(model: object) -> eqx.Module:
     if not isinstance(model, eqx.Module):
         raise InvalidTypeError(
-            f"model must be an Equinox module (e.g. from liam_core.models.make_model), got "
-            f"{type(model).__name__}"
+            f"fit: `model` must be an Equinox module (e.g. from liam_core.models.make_model), "
+            f"got {type(model).__name__}"
         )
     return model
 
@@ -73,9 +75,9 @@ def fit(
     optimizer: optax.GradientTransformation,
     examples: Any,
     *,
+    loss: Callable[[Any, Any], jax.Array],
     labor: LaborArray,
     spec: TrainSpec,
-    loss: Callable[[Any, Any], jax.Array] | None = None,
     eval_examples: Any = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     metrics_path: str | os.PathLike[str] | None = None,
@@ -99,9 +101,9 @@ def fit(
             structure).
         optimizer: an optax ``GradientTransformation``.
         examples: the training examples: an array (autoencoder) or a pytree ``(x, y)``.
+        loss: the per-example ``loss(model, example)`` (see :class:`TrainStep`).
         labor: the :class:`~liam_core.alda.LaborArray` that computes the gradients.
         spec: the :class:`TrainSpec` (steps, batch size, evaluation, early stopping, ...).
-        loss: a per-example ``loss(model, example)``; default: the model's built-in loss.
         eval_examples: held-out examples, evaluated every ``spec.eval_every`` steps.
         checkpoint_dir: where checkpoints are saved and restored (``None``: none).
         metrics_path: the JSONL file of metric records (``None``: kept in memory only).
@@ -123,23 +125,21 @@ def fit(
     Example:
         >>> import numpy as np, optax
         >>> from liam_core.alda import LaborArray
-        >>> from liam_core.models import make_model
+        >>> from liam_core.models import make_model, reconstruction_example_loss
         >>> from liam_core.train import TrainSpec, fit
         >>> x = np.random.default_rng(0).standard_normal((2048, 4)).astype(np.float32)
         >>> spec = TrainSpec(steps=20, batch_size=512, eval_every=10, checkpoint_every=0)
         >>> model = make_model("autoencoder", in_features=4, width=8, seed=0)
-        >>> result = fit(model, optax.adam(1e-2), x, labor=LaborArray(2), spec=spec,
-        ...              eval_examples=x[:512])
+        >>> result = fit(model, optax.adam(1e-2), x, loss=reconstruction_example_loss,
+        ...              labor=LaborArray(2), spec=spec, eval_examples=x[:512])
         >>> result.state.step, [sorted(record) for record in result.history][-1]
         (20, ['eval_loss', 'loss', 'step'])
     """
     model = _check_model(model)
     if not isinstance(spec, TrainSpec):
-        raise InvalidTypeError(f"spec must be a TrainSpec, got {type(spec).__name__}")
-    if stop_at is not None and (
-        isinstance(stop_at, bool) or not isinstance(stop_at, int) or stop_at < 1
-    ):
-        raise ConfigError(f"stop_at must be an int >= 1 or None, got {stop_at!r}")
+        raise InvalidTypeError(f"fit: `spec` must be a TrainSpec, got {type(spec).__name__}")
+    if stop_at is not None:
+        stop_at = check_int(stop_at, "stop_at", owner="fit", why=" or None")
     data = TrainData(examples, batch_size=spec.batch_size, shuffle=spec.shuffle)
     step_fn = TrainStep(labor, optimizer, loss=loss)
     template = TrainState(
@@ -205,14 +205,10 @@ def _loop(
     on_step: Callable[[TrainState], None] | None,
     metadata: Mapping[str, Any] | None,
 ) -> TrainState:
-    from tqdm.auto import tqdm
-
     last = spec.steps if stop_at is None else min(spec.steps, stop_at)
     saved = set(checkpoints.steps) if checkpoints is not None else set()
     model, opt_state = state.model, state.opt_state
-    with tqdm(
-        total=spec.steps, initial=state.step, unit="step", leave=False, disable=not progress
-    ) as bar:
+    with progress_bar(spec.steps, unit="step", initial=state.step, enabled=progress) as bar:
         while not state.stopped and state.step < last:
             batch = data.batch(state.position, rng=state.rng)
             model, opt_state, loss = step_fn(model, opt_state, batch)

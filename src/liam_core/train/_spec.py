@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 
+from .._checks import check_bool, check_int, check_number
 from .._errors import ConfigError
-
-
-def _positive_int(name: str, value: object, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ConfigError(f"train.{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +35,7 @@ class TrainSpec:
         >>> TrainSpec(batch_size=0)
         Traceback (most recent call last):
         ...
-        liam_core._errors.ConfigError: train.batch_size must be an int >= 1, got 0
+        liam_core._errors.ConfigError: `train.batch_size` must be an int >= 1, got 0
     """
 
     steps: int = 300
@@ -57,34 +50,21 @@ class TrainSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "steps", _positive_int("steps", self.steps))
-        set_(self, "batch_size", _positive_int("batch_size", self.batch_size))
-        set_(self, "eval_every", _positive_int("eval_every", self.eval_every, minimum=0))
+        def check(name: str, minimum: int = 1) -> None:
+            value = check_int(getattr(self, name), f"train.{name}", minimum=minimum)
+            object.__setattr__(self, name, value)
+
+        for name in ("steps", "batch_size", "log_every", "keep_checkpoints"):
+            check(name)
+        for name in ("eval_every", "checkpoint_every", "seed"):
+            check(name, minimum=0)
         if self.patience is not None:
-            set_(self, "patience", _positive_int("patience", self.patience))
+            check("patience")
             if self.eval_every == 0:
                 raise ConfigError(
                     f"train.patience={self.patience} stops early on evaluations, but "
                     "train.eval_every=0 never evaluates; set eval_every >= 1 or patience=null"
                 )
-        if (
-            isinstance(self.min_delta, bool)
-            or not isinstance(self.min_delta, numbers.Real)
-            or not math.isfinite(self.min_delta)
-            or self.min_delta < 0
-        ):
-            raise ConfigError(
-                f"train.min_delta must be a finite number >= 0, got {self.min_delta!r}"
-            )
-        set_(self, "min_delta", float(self.min_delta))
-        set_(self, "log_every", _positive_int("log_every", self.log_every))
-        set_(
-            self,
-            "checkpoint_every",
-            _positive_int("checkpoint_every", self.checkpoint_every, minimum=0),
-        )
-        set_(self, "keep_checkpoints", _positive_int("keep_checkpoints", self.keep_checkpoints))
-        if not isinstance(self.shuffle, bool):
-            raise ConfigError(f"train.shuffle must be true or false, got {self.shuffle!r}")
-        set_(self, "seed", _positive_int("seed", self.seed, minimum=0))
+        min_delta = check_number(self.min_delta, "train.min_delta", minimum=0)
+        object.__setattr__(self, "min_delta", min_delta)
+        object.__setattr__(self, "shuffle", check_bool(self.shuffle, "train.shuffle"))

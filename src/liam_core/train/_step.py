@@ -19,7 +19,6 @@ import optax
 from .._errors import ConfigError, InvalidTypeError
 from ..alda import ChunkedBatch, LaborArray
 from ..models import trainable_filter
-from ._losses import example_loss_for
 
 
 def check_optimizer(optimizer: object) -> optax.GradientTransformation:
@@ -58,17 +57,19 @@ class TrainStep:
     Args:
         labor: the :class:`~liam_core.alda.LaborArray` that computes the mean gradient.
         optimizer: an optax ``GradientTransformation`` (learning-rate schedules included).
-        loss: a per-example ``loss(model, example) -> scalar``; by default the built-in loss of
-            the model (see :func:`~liam_core.train.example_loss_for`), fixed on first use.
+        loss: the per-example ``loss(model, example) -> scalar`` whose batch mean is
+            minimized, e.g. :func:`~liam_core.models.reconstruction_example_loss`; a task's
+            loss is its ``example_loss`` (see :func:`~liam_core.train.task_for`).
 
     Example:
         >>> import jax, numpy as np, optax
         >>> from liam_core import digest
         >>> from liam_core.alda import LaborArray
-        >>> from liam_core.models import Autoencoder
+        >>> from liam_core.models import Autoencoder, reconstruction_example_loss
         >>> x = np.random.default_rng(0).standard_normal((600, 4)).astype(np.float32)
         >>> def train(n_devices):
-        ...     step = TrainStep(LaborArray(n_devices), optax.adam(1e-2))
+        ...     step = TrainStep(LaborArray(n_devices), optax.adam(1e-2),
+        ...                      loss=reconstruction_example_loss)
         ...     model = Autoencoder(4, width=8, key=jax.random.key(0))
         ...     opt_state = step.init(model)
         ...     for _ in range(3):
@@ -83,16 +84,20 @@ class TrainStep:
         labor: LaborArray,
         optimizer: optax.GradientTransformation,
         *,
-        loss: Callable[[Any, Any], jax.Array] | None = None,
+        loss: Callable[[Any, Any], jax.Array],
     ) -> None:
         if not isinstance(labor, LaborArray):
-            raise InvalidTypeError(f"labor must be a LaborArray, got {type(labor).__name__}")
-        if loss is not None and not callable(loss):
-            raise ConfigError(f"loss must be a per-example loss(model, example), got {loss!r}")
+            raise InvalidTypeError(
+                f"TrainStep: `labor` must be a LaborArray, got {type(labor).__name__}"
+            )
+        if not callable(loss):
+            raise InvalidTypeError(
+                f"TrainStep: `loss` must be a per-example loss(model, example), got {loss!r}"
+            )
         self.labor = labor
         self.optimizer = check_optimizer(optimizer)
-        self._loss = loss
-        self._vag: Callable[..., Any] | None = None
+        self.loss = loss
+        self._vag = labor.value_and_grad(loss)
         self._update = _make_update(self.optimizer)
         self._last: tuple[Any, Any] | None = None
 
@@ -114,14 +119,6 @@ class TrainStep:
 
         return jax.tree_util.tree_map(put, tree)
 
-    def value_and_grad(self, model: eqx.Module) -> Callable[..., Any]:
-        """``vag(model, batch) -> (mean loss, mean gradient)``, the same bits on any topology."""
-        if self._vag is None:
-            loss = self._loss if self._loss is not None else example_loss_for(model)
-            self._loss = loss
-            self._vag = self.labor.value_and_grad(loss)
-        return self._vag
-
     def put(self, batch: Any) -> ChunkedBatch:
         """Place a batch on the devices ahead of time (``labor.put``)."""
         return self.labor.put(batch)
@@ -132,7 +129,7 @@ class TrainStep:
         """One step on ``batch`` (an array, a pytree of arrays or a ``ChunkedBatch``)."""
         if self._last is None or model is not self._last[0] or opt_state is not self._last[1]:
             model, opt_state = self.place((model, opt_state))  # not this step's own output
-        loss, grads = self.value_and_grad(model)(model, batch)
+        loss, grads = self._vag(model, batch)
         model, opt_state = self._update(model, opt_state, grads)
         self._last = (model, opt_state)
         return model, opt_state, loss
@@ -145,10 +142,9 @@ class TrainStep:
         size this costs no compilation at all. Batch means are combined on the host in
         float64 in batch order, so the result is the same on every topology.
         """
-        vag = self.value_and_grad(model)
         total, rows = 0.0, 0
         for batch, n_rows in batches:
-            value, _ = vag(model, batch)
+            value, _ = self._vag(model, batch)
             total += float(np.float64(jax.device_get(value))) * n_rows
             rows += n_rows
         if rows == 0:

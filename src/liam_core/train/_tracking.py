@@ -19,17 +19,14 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
+from .._checks import quote
 from .._errors import ConfigError
-from .._files import write_atomically
+from .._evidence import to_jsonable, write_atomically
 
-TRACKING = ("jsonl", "mlflow")
+TrackingKind = Literal["jsonl", "mlflow"]
 """Values of the ``tracking`` setting: ``jsonl`` only, or ``mlflow`` as well."""
-
-
-def _json_number(value: float) -> float | str:
-    return value if math.isfinite(value) else str(value)
 
 
 class Tracker(Protocol):
@@ -87,7 +84,7 @@ class MetricsLog:
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
         """Append one record (flushed at once, so a killed run keeps what it logged)."""
         record = {"step": int(step), "time": round(time.time(), 3)}
-        record.update({name: _json_number(float(value)) for name, value in metrics.items()})
+        record.update({name: to_jsonable(float(value)) for name, value in metrics.items()})
         with self.path.open("a") as file:
             file.write(json.dumps(record) + "\n")
             file.flush()
@@ -154,7 +151,9 @@ class MlflowTracker:
         tags: Mapping[str, str] | None = None,
     ) -> None:
         if not isinstance(tracking_uri, str) or not tracking_uri:
-            raise ConfigError(f"mlflow.tracking_uri must be a non-empty URI, got {tracking_uri!r}")
+            raise ConfigError(
+                f"`mlflow.tracking_uri` must be a non-empty URI, got {quote(tracking_uri)}"
+            )
         try:
             from mlflow import MlflowClient
         except ImportError as error:
