@@ -93,11 +93,11 @@ def test_the_multihost_config_reads_the_environment(tmp_path, monkeypatch):
 def test_every_data_config_composes_into_a_data_spec(data, tmp_path):
     overrides = [f"data={data}"]
     if data in ("csv", "parquet"):
-        overrides.append(f"data.settings.path={tmp_path / 'metrics'}")
+        overrides.append(f"data.path={tmp_path / 'metrics'}")
     assert isinstance(_settings(overrides, tmp_path).data, DataSpec)
 
 
-ANALYZE_EXPERIMENTS = ("co2", "small")
+ANALYZE_EXPERIMENTS = ("co2", "example", "small")
 
 
 @pytest.mark.parametrize("experiment", ANALYZE_EXPERIMENTS)
@@ -163,7 +163,7 @@ def _run(args: list[str], cwd: Path, timeout: int = 240) -> subprocess.Completed
     ("override", "message"),
     [
         ("mesh.axes.data=3", "error: `mesh.axes` must use exactly the 8 devices present"),
-        ("pipeline.window_rows=-5", "error: `pipeline.window_rows` must be an int >= 1, got -5"),
+        ("pipeline.top_peaks=-5", "error: `pipeline.top_peaks` must be an int >= 1, got -5"),
     ],
 )
 def test_an_invalid_config_prints_one_clear_line_and_exits_non_zero(override, message, tmp_path):
@@ -179,19 +179,17 @@ def test_an_invalid_config_prints_one_clear_line_and_exits_non_zero(override, me
 def test_a_csv_with_a_bad_row_fails_naming_file_row_and_column_unless_masked(tmp_path):
     rows = np.random.default_rng(0).normal(50, 5, size=(300, 2))
     lines = ["productivity,quality", *(f"{a:.3f},{b:.3f}" for a, b in rows)]
-    lines[120] = "51.0,high"
+    lines[120] = "51.0,"  # a missing value (text is always an error, even with mask)
     path = tmp_path / "metrics.csv"
     path.write_text("\n".join(lines) + "\n")
-    common = ["data=csv", f"data.settings.path={path}", "progress=false", "mesh=cpu1"]
-    common += ["pipeline.batch_size=128", "pipeline.window_rows=64", "pipeline.segment_steps=64"]
+    common = ["data=csv", f"data.path={path}", "progress=false", "mesh=cpu1"]
+    common += ["pipeline.batch_size=128", "pipeline.segment_steps=64"]
     failed = _run([*common, f"hydra.run.dir={tmp_path / 'raise'}"], tmp_path)
     assert failed.returncode == 2, failed.stderr
-    assert "metrics.csv" in failed.stderr and "row 120" in failed.stderr
-    assert "'quality'" in failed.stderr
+    assert "metrics.csv" in failed.stderr and "line 121" in failed.stderr
+    assert "`quality`" in failed.stderr
     assert not (tmp_path / "raise" / "report.json").exists()
-    masked = _run(
-        [*common, "data.settings.nan_policy=mask", f"hydra.run.dir={tmp_path / 'mask'}"], tmp_path
-    )
+    masked = _run([*common, "data.nan_policy=mask", f"hydra.run.dir={tmp_path / 'mask'}"], tmp_path)
     assert masked.returncode == 0, masked.stderr
     report = json.loads((tmp_path / "mask" / "report.json").read_text())
     assert report["masked_rows"] == 1 and report["n_rows"] == 299
@@ -204,7 +202,7 @@ def test_a_multirun_over_the_meshes_gives_equal_digests(tmp_path):
             "-m",
             "mesh=cpu1,cpu8,cpu4x2",
             "experiment=small",
-            "data.settings.n_records=20000",
+            "data.n_records=20000",
             "progress=false",
             f"hydra.sweep.dir={tmp_path}",
         ],

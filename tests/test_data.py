@@ -1,14 +1,12 @@
-"""Data sources: deterministic synthetic telemetry, CSV/Parquet readers, bundled datasets."""
+"""Data sources: deterministic synthetic telemetry, DataSpec, Batch, bundled datasets.
+
+The readers of your own files and frames are specified in tests/test_readers.py."""
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from liam_core import (
@@ -32,8 +30,6 @@ from liam_core.data import (
     concat_batches,
     load_bundled,
     open_source,
-    read_csv,
-    read_parquet,
 )
 
 TEAMS = 8
@@ -134,7 +130,8 @@ def test_a_metric_subset_holds_the_same_columns_as_the_full_set():
 def test_rows_are_time_major_with_team_timestamp_and_shift():
     telemetry = SyntheticTelemetry(2 * STEPS_PER_DAY * 3, n_teams=3, start="2026-03-02T00:00:00")
     batch = telemetry.rows()
-    np.testing.assert_array_equal(batch.team, np.tile(np.arange(3), 2 * STEPS_PER_DAY))
+    np.testing.assert_array_equal(batch.entity, np.tile(np.arange(3), 2 * STEPS_PER_DAY))
+    assert batch.entity_names == ("team-0", "team-1", "team-2")
     assert str(batch.timestamps[0]) == "2026-03-02T00:00:00"
     assert str(batch.timestamps[3]) == "2026-03-02T00:15:00"
     hours = by_step(batch.timestamps, 3)[:, 0].astype("datetime64[h]").astype(int) % 24
@@ -261,7 +258,7 @@ def test_anomaly_events_list_the_labelled_cells(eight_weeks):
     for e in range(len(events)):
         rows = events.first_row[e] + TEAMS * np.arange(events.n_steps[e])
         rows = rows[rows < N_WEEKS_OF_RECORDS]
-        assert (eight_weeks.team[rows] == events.team[e]).all()
+        assert (eight_weeks.entity[rows] == events.entity[e]).all()
         columns = slice(None) if events.metric[e] < 0 else events.metric[e]
         covered[rows, columns] = True
         if events.kind[e] == DROPOUT:
@@ -363,12 +360,26 @@ def test_settings_are_frozen_and_unknown_metric_error_lists_the_known_ones():
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
+        ({"kind": "synthetic"}, r"`data.n_records` must be an int >= 1 .*, got None"),
         ({"kind": "excel"}, r"`data.kind` must be one of 'synthetic', 'csv', 'parquet', 'bundled'"),
-        ({"kind": "csv"}, r"`data.settings.path` must name a file for data.kind='csv', got None"),
-        ({"kind": "bundled", "settings": {"name": "iris"}}, r"`data.settings.name` must be one of"),
-        ({"kind": "synthetic", "n_teams": 0}, r"`data.n_teams` must be an int >= 1, got 0"),
-        ({"kind": "synthetic", "period_s": -1.0}, r"`data.period_s` must be a finite number > 0"),
-        ({"kind": "synthetic", "settings": [1]}, r"`data.settings` must map setting names"),
+        ({"kind": "csv"}, r"`data.path` must name a file for data.kind='csv', got None"),
+        ({"kind": "bundled", "name": "iris"}, r"`data.name` must be one of"),
+        (
+            {"kind": "synthetic", "n_records": 10, "n_teams": 0},
+            r"`data.n_teams` must be an int >= 1",
+        ),
+        (
+            {"kind": "synthetic", "n_records": 10, "period_s": 0},
+            r"`data.period_s` must be an int >= 1, got 0",
+        ),
+        ({"kind": "csv", "path": "m.csv", "step": "1M"}, r"`data.step` must be a fixed duration"),
+        ({"kind": "csv", "path": "m.csv", "aggregate": "median"}, r"`data.aggregate` must be one"),
+        ({"kind": "csv", "path": "m.csv", "nan_policy": "drop"}, r"`data.nan_policy` must be one"),
+        ({"kind": "csv", "path": "m.csv", "encoding": "klingon"}, r"`data.encoding` must be a"),
+        (
+            {"kind": "csv", "path": "m.csv", "entity_columns": ["host"]},
+            r"`data.entity_columns` needs a time column: set `data.time_column`",
+        ),
     ],
 )
 def test_a_bad_data_spec_names_the_config_field(settings, message):
@@ -376,14 +387,58 @@ def test_a_bad_data_spec_names_the_config_field(settings, message):
         DataSpec(**settings)
 
 
+@pytest.mark.parametrize(
+    ("settings", "field", "owner"),
+    [
+        ({"kind": "csv", "path": "m.csv", "n_records": 10}, "n_records", "'synthetic'"),
+        ({"kind": "parquet", "path": "m.parquet", "encoding": "utf-8"}, "encoding", "'csv'"),
+        ({"kind": "synthetic", "path": "m.csv"}, "path", "'csv' or data.kind='parquet'"),
+        ({"kind": "bundled", "name": "co2", "step": "5min"}, "step", "'csv'"),
+    ],
+)
+def test_a_data_spec_refuses_a_field_of_another_kind_naming_it(settings, field, owner):
+    with pytest.raises(ConfigError, match=f"`data.{field}` is a setting of data.kind={owner}"):
+        DataSpec(**settings)
+
+
+def test_data_spec_fields_are_the_union_of_the_readers_keyword_arguments():
+    import inspect
+
+    from liam_core.data import KIND_FIELDS, read_csv, read_parquet
+
+    fields = {field.name for field in dataclasses.fields(DataSpec)} - {"kind"}
+    assert fields == {name for names in KIND_FIELDS.values() for name in names}
+    for kind, reader in (("csv", read_csv), ("parquet", read_parquet)):
+        arguments = set(inspect.signature(reader).parameters) - {"batch_size"}
+        assert arguments == set(KIND_FIELDS[kind])
+    synthetic = {f.name for f in dataclasses.fields(SyntheticTelemetry) if f.init}
+    assert synthetic == set(KIND_FIELDS["synthetic"])
+
+
 def test_a_data_spec_opens_the_source_it_names():
-    spec = DataSpec("synthetic", {"n_records": 300, "n_teams": 3, "seed": 4})
+    spec = DataSpec("synthetic", n_records=300, n_teams=3, seed=4)
     opened = open_source(spec, batch_size=128)
     whole = concat_batches(opened.batches())
-    assert (opened.n_teams, opened.n_records) == (3, 300)
+    assert (opened.n_entities, opened.n_records) == (3, 300)
+    assert opened.entity_names == ("team-0", "team-1", "team-2")
     assert digest(whole.arrays()) == digest(
         SyntheticTelemetry(300, n_teams=3, seed=4).rows().arrays()
     )
+
+
+def test_a_data_spec_opens_a_csv_time_series_with_its_entities_and_step(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text(
+        "time,host,cpu\n"
+        "2024-01-01T00:00:00Z,b,1\n2024-01-01T00:00:00Z,a,2\n"
+        "2024-01-01T00:05:00Z,a,3\n2024-01-01T00:05:00Z,b,4\n"
+    )
+    spec = DataSpec("csv", path=str(path), time_column="time", entity_columns=["host"])
+    opened = open_source(spec, batch_size=3)
+    assert (opened.n_entities, opened.period_s, opened.n_records) == (2, 300.0, 4)
+    assert opened.entity_names == ("a", "b") and opened.schema.names == ("cpu",)
+    assert [batch.n_rows for batch in opened.batches()] == [3, 1]
+    assert concat_batches(opened.batches()).values.ravel().tolist() == [2.0, 1.0, 3.0, 4.0]
 
 
 # -- Batch ------------------------------------------------------------------------------------
@@ -400,6 +455,8 @@ def test_batch_refuses_values_that_are_not_a_float32_matrix_or_mismatched_names(
         Batch(np.zeros((3, 1), np.float32), "x")
     with pytest.raises(ConfigError, match="Batch: `start` must be an int >= 0, got -1"):
         Batch(np.zeros((3, 1), np.float32), ("x",), start=-1)
+    with pytest.raises(ShapeError, match="`entity` and `entity_names` must be given together"):
+        Batch(np.zeros((3, 1), np.float32), ("x",), entity=np.zeros(3, np.int32))
 
 
 def test_concat_batches_refuses_batches_of_different_metrics():
@@ -410,203 +467,11 @@ def test_concat_batches_refuses_batches_of_different_metrics():
         concat_batches([])
 
 
-# -- readers ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def telemetry_frame() -> pd.DataFrame:
-    """1000 synthetic records as a DataFrame whose columns carry file-style names."""
-    batch = SyntheticTelemetry(
-        1_000, seed=3, metrics=("productivity", "quality", "error_rate")
-    ).rows()
-    frame = pd.DataFrame(batch.values, columns=["prod_u_h", "quality_pct", "err"])
-    frame.insert(0, "team", batch.team)
-    return frame
-
-
-MAPPING = {"quality_pct": "quality", "prod_u_h": "productivity"}
-
-
-def test_csv_round_trip_gives_the_same_float32_values(tmp_path, telemetry_frame):
-    path = tmp_path / "telemetry.csv"
-    telemetry_frame.to_csv(path, index=False)
-    batch = read_csv(path, MAPPING)
-    assert batch.metric_names == ("quality", "productivity")
-    assert batch.mask is None and batch.start == 0 and batch.source == str(path)
-    np.testing.assert_array_equal(batch.values, telemetry_frame[list(MAPPING)].to_numpy())
-
-
-def test_parquet_round_trip_gives_the_same_float32_values(tmp_path, telemetry_frame):
-    path = tmp_path / "telemetry.parquet"
-    telemetry_frame.to_parquet(path, row_group_size=300)
-    batch = read_parquet(path, MAPPING)
-    assert batch.metric_names == ("quality", "productivity")
-    np.testing.assert_array_equal(batch.values, telemetry_frame[list(MAPPING)].to_numpy())
-
-
-def test_columns_none_reads_every_column_and_a_list_keeps_their_names(tmp_path, telemetry_frame):
-    path = tmp_path / "telemetry.csv"
-    telemetry_frame.to_csv(path, index=False)
-    assert read_csv(path).metric_names == ("team", "prod_u_h", "quality_pct", "err")
-    assert read_csv(path, ["err", "team"]).metric_names == ("err", "team")
-
-
-@pytest.mark.parametrize("reader", ["csv", "parquet"])
-def test_streaming_yields_batches_of_at_most_batch_size_with_the_same_rows(
-    tmp_path, telemetry_frame, reader
-):
-    path = tmp_path / f"telemetry.{reader}"
-    if reader == "csv":
-        telemetry_frame.to_csv(path, index=False)
-        batches = list(read_csv(path, MAPPING, batch_size=128))
-        whole = read_csv(path, MAPPING)
-    else:
-        telemetry_frame.to_parquet(path, row_group_size=300)
-        batches = list(read_parquet(path, MAPPING, batch_size=128))
-        whole = read_parquet(path, MAPPING)
-    assert max(batch.n_rows for batch in batches) <= 128
-    assert [batch.start for batch in batches[1:]] == [batch.stop for batch in batches[:-1]]
-    assert digest(concat_batches(batches).arrays()) == digest(whole.arrays())
-
-
-CSV_WITH_TEXT = "team,productivity,quality\n1,85.5,88.7\n2,90.1,n/a?\n3,80.0,87.0\n"
-CSV_WITH_GAP = "team,productivity,quality\n1,85.5,88.7\n2,,88.0\n3,80.0,87.0\n"
-
-
-def test_a_text_cell_in_a_csv_raises_naming_file_data_row_and_column(tmp_path):
-    path = tmp_path / "shifts.csv"
-    path.write_text(CSV_WITH_TEXT)
-    with pytest.raises(InvalidTypeError) as error:
-        read_csv(path, {"productivity": "productivity", "quality": "quality"})
-    message = str(error.value)
-    assert str(path) in message
-    assert "data row 2 (1-based, header not counted)" in message
-    assert "column 'quality'" in message and "'n/a?' is not a number" in message
-
-
-def test_a_missing_value_in_a_csv_raises_naming_file_data_row_and_column(tmp_path):
-    path = tmp_path / "shifts.csv"
-    path.write_text(CSV_WITH_GAP)
-    with pytest.raises(InvalidValueError) as error:
-        read_csv(path, ["quality", "productivity"])
-    message = str(error.value)
-    assert str(path) in message and "data row 2 " in message and "column 'productivity'" in message
-    assert "missing value" in message
-
-
-def test_a_bad_cell_in_a_later_chunk_is_reported_by_its_row_in_the_whole_file(tmp_path):
-    rows = [f"{i},{80 + i % 7}.5" for i in range(1, 301)]
-    rows[249] = "250,oops"
-    path = tmp_path / "long.csv"
-    path.write_text("team,productivity\n" + "\n".join(rows) + "\n")
-    batches = read_csv(path, ["productivity"], batch_size=64)
-    assert [batch.n_rows for batch in [next(batches), next(batches), next(batches)]] == [64] * 3
-    with pytest.raises(InvalidTypeError, match=r"data row 250 .*'oops'"):
-        next(batches)
-
-
-def test_a_blank_line_in_a_csv_counts_as_a_row_of_missing_values(tmp_path):
-    path = tmp_path / "gap.csv"
-    path.write_text("productivity\n1.0\n\n3.0\n")
-    with pytest.raises(InvalidValueError, match="data row 2 "):
-        read_csv(path)
-    assert read_csv(path, nan_policy="mask").mask.ravel().tolist() == [True, False, True]
-
-
-@pytest.mark.parametrize("content", [CSV_WITH_TEXT, CSV_WITH_GAP])
-def test_nan_policy_mask_masks_the_bad_cell_and_keeps_the_row(tmp_path, content):
-    path = tmp_path / "shifts.csv"
-    path.write_text(content)
-    batch = read_csv(path, ["productivity", "quality"], nan_policy="mask")
-    assert batch.n_rows == 3
-    assert batch.mask.tolist() == [
-        [True, True],
-        [content == CSV_WITH_TEXT, content == CSV_WITH_GAP],
-        [True, True],
-    ]
-    assert np.isnan(batch.values[~batch.mask]).all() and np.isfinite(batch.values[batch.mask]).all()
-    assert batch.filled()[~batch.mask].tolist() == [0.0]
-
-
-def test_a_text_cell_or_null_in_parquet_raises_naming_file_row_and_column(tmp_path):
-    path = tmp_path / "shifts.parquet"
-    table = pa.table({"productivity": [85.5, None, 80.0], "quality": ["88.7", "88.0", "high"]})
-    pq.write_table(table, path)
-    with pytest.raises(
-        InvalidValueError, match=f"{path}, row 2 \\(1-based\\), column 'productivity': missing"
-    ):
-        read_parquet(path)
-    with pytest.raises(
-        InvalidTypeError, match="row 3 \\(1-based\\), column 'quality': 'high' is not a number"
-    ):
-        read_parquet(path, ["quality"])
-    batch = read_parquet(path, nan_policy="mask")
-    assert batch.mask.tolist() == [[True, True], [False, True], [True, False]]
-    assert batch.values[0].tolist() == [85.5, np.float32(88.7)]
-
-
-def test_an_infinite_value_is_a_bad_cell(tmp_path):
-    path = tmp_path / "inf.csv"
-    path.write_text("productivity\n1.0\ninf\n")
-    with pytest.raises(InvalidValueError, match=r"data row 2 .*not finite"):
-        read_csv(path)
-
-
-@pytest.mark.parametrize("reader", ["csv", "parquet"])
-def test_unknown_columns_raise_listing_the_available_columns(tmp_path, telemetry_frame, reader):
-    path = tmp_path / f"telemetry.{reader}"
-    if reader == "csv":
-        telemetry_frame.to_csv(path, index=False)
-        read = read_csv
-    else:
-        telemetry_frame.to_parquet(path)
-        read = read_parquet
-    with pytest.raises(ConfigError) as error:
-        read(path, {"prod_u_h": "productivity", "speed": "throughput"}, batch_size=10)
-    message = str(error.value)
-    assert message.startswith(f"read_{reader}: `columns` must name columns of {path}")
-    assert "available columns: ['team', 'prod_u_h', 'quality_pct', 'err']" in message
-    assert message.endswith("got ['speed'], which the file does not have")
-
-
-def test_bad_reader_options_raise_config_error_naming_them(tmp_path):
-    path = tmp_path / "x.csv"
-    path.write_text("a\n1\n")
-    with pytest.raises(ConfigError, match="read_csv: `nan_policy` must be one of 'raise', 'mask'"):
-        read_csv(path, nan_policy="drop")
-    with pytest.raises(ConfigError, match="read_csv: `batch_size` must be an int >= 1 or None"):
-        read_csv(path, batch_size=0)
-    path.write_text("a,b\n1,2\n")
-    with pytest.raises(
-        ConfigError, match=r"read_csv: `columns` must name each entry once, got \['m'\]"
-    ):
-        read_csv(path, {"a": "m", "b": "m"})
-
-
-def test_a_file_without_data_rows_raises_empty_input_error(tmp_path):
-    header_only = tmp_path / "header.csv"
-    header_only.write_text("productivity,quality\n")
-    with pytest.raises(EmptyInputError, match="no data rows"):
-        read_csv(header_only)
-    nothing = tmp_path / "nothing.csv"
-    nothing.write_text("")
-    with pytest.raises(EmptyInputError, match="empty"):
-        read_csv(nothing)
-
-
-def test_readers_write_nothing(tmp_path, telemetry_frame):
-    telemetry_frame.to_csv(tmp_path / "t.csv", index=False)
-    telemetry_frame.to_parquet(tmp_path / "t.parquet")
-    before = sorted(p.name for p in tmp_path.iterdir())
-    read_csv(tmp_path / "t.csv", nan_policy="mask")
-    list(read_parquet(tmp_path / "t.parquet", batch_size=100))
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
-
-
-def test_a_missing_optional_extra_raises_config_error_naming_it(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "pandas", None)  # makes `import pandas` fail
-    with pytest.raises(ConfigError, match="liam-core\\[datasets\\]"):
-        read_csv(tmp_path / "any.csv")
+def test_batches_carry_their_entity_names_through_take_and_concat():
+    batch = SyntheticTelemetry(12, n_teams=3).rows()
+    parts = [batch.take(0, 5), batch.take(5, 12)]
+    assert all(part.entity_names == ("team-0", "team-1", "team-2") for part in parts)
+    assert digest(concat_batches(parts).arrays()) == digest(batch.arrays())
 
 
 # -- bundled datasets -------------------------------------------------------------------------

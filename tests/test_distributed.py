@@ -12,10 +12,11 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
-from _helpers import WORKERS, clean_env, free_port, kill, start_python
+from _helpers import ROOT, WORKERS, clean_env, free_port, kill, start_python
 
 from liam_core import ConfigError, LiamError
 from liam_core.mesh import DEFAULT_HEARTBEAT_TIMEOUT_S, distributed
@@ -172,3 +173,43 @@ def test_a_killed_peer_stops_the_survivor_with_a_clear_error_within_30_seconds(v
     assert waited < 30
     assert "Terminating process because the JAX distributed service detected fatal errors" in stderr
     assert "another task died" in stderr
+
+
+# --------------------------------------------------------------------------- missing peers
+
+_ALONE = """
+import sys
+from liam_core import DistributedError
+from liam_core.mesh import distributed
+try:
+    distributed(sys.argv[1], num_processes=2, process_id=int(sys.argv[2]),
+                initialization_timeout_s=3)
+except DistributedError as error:
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("process_id", [0, 1], ids=["coordinator", "peer"])
+def test_a_process_whose_peers_never_come_fails_with_one_line_within_its_timeout(process_id):
+    address = f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", _ALONE, address, str(process_id)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=clean_env(),
+    )
+    waited = time.monotonic() - started
+    assert result.returncode == 2, result.stderr[-3000:]  # not 134, JAX's abort
+    assert "Check failure stack trace" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith(
+        f"error: distributed: process {process_id} waited 3 s for all 2 processes to join the "
+        f"coordinator at {address}, in vain; "
+    )
+    assert "mesh.processes.init_timeout_s" in line
+    assert waited < 3 + 30  # start-up, the wait, and the coordinator's shutdown

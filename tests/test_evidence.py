@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -136,11 +138,21 @@ def test_library_code_never_uses_pyplot_or_switches_the_matplotlib_backend():
     assert offenders == []
 
 
-def test_the_progress_bar_shows_on_stderr_unless_disabled(capsys):
-    with progress_bar(10, unit="step", initial=2, enabled=True) as bar:
+def test_the_progress_bar_shows_its_label_on_stderr_unless_disabled(capsys):
+    with progress_bar(10, unit="step", label="pass 1/2: moments", initial=2, enabled=True) as bar:
         bar.update(3)
         assert bar.n == 5
-    assert "step" in capsys.readouterr().err
-    with progress_bar(10, unit="step", enabled=False) as bar:
+    shown = capsys.readouterr().err
+    assert "pass 1/2: moments" in shown and "step" in shown
+    with progress_bar(10, unit="step", label="training", enabled=False) as bar:
         bar.update(3)
     assert capsys.readouterr().err == ""
+
+
+def test_written_files_respect_the_umask(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        path = write_atomically(tmp_path / "report.json", b"{}")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640

@@ -140,6 +140,10 @@ def test_invalid_specs_name_the_field(settings, n_devices, match):
             r"`mesh.processes.process_id` must be an int in \[0, 1\] \(below mesh.processes.num_processes\)",
         ),
         ({"heartbeat_timeout_s": 0}, r"`mesh.processes.heartbeat_timeout_s` must be an int >= 1"),
+        (
+            {"init_timeout_s": 0},
+            r"`mesh.processes.init_timeout_s` must be an int >= 1 \(seconds\), got 0",
+        ),
     ],
 )
 def test_invalid_process_settings_name_the_field(processes, match):
@@ -179,3 +183,9 @@ def test_the_simulated_device_count_cannot_change_once_jax_runs():
     configure_backend(MeshSpec(cpu_devices=jax.local_device_count()))  # the same count: fine
     with pytest.raises(ConfigError, match="already started with 8 CPU devices"):
         configure_backend(MeshSpec(cpu_devices=3))
+
+
+def test_processes_wait_a_minute_for_their_peers_by_default_and_the_config_can_say_less():
+    assert ProcessSpec().init_timeout_s == 60
+    spec = MeshSpec.from_dict({"processes": {"num_processes": 2, "init_timeout_s": 5}})
+    assert spec.processes.init_timeout_s == 5

@@ -19,6 +19,7 @@ from liam_core import (
     ConfigTypeError,
     EmptyInputError,
     InvalidTypeError,
+    InvalidValueError,
     ShapeError,
 )
 from liam_core.algebra import ks_statistic, psi, wasserstein_1d
@@ -149,10 +150,22 @@ def test_wasserstein_1d_of_a_shifted_sample_is_the_shift(rng, dtype):
 @pytest.mark.parametrize(
     "weights", [[1.0, -1.0, 1.0], [0.0, 0.0, 0.0]], ids=["negative", "zero-sum"]
 )
-def test_wasserstein_1d_with_invalid_weights_is_nan(weights):
+def test_wasserstein_1d_with_invalid_weights_is_refused(weights):
+    u = np.array([0.0, 1.0, 2.0], np.float32)
+    with pytest.raises(
+        InvalidValueError, match="`u_weights` must be non-negative with a positive sum"
+    ):
+        wasserstein_1d(u, u + 1, u_weights=np.array(weights, np.float32))
+
+
+@pytest.mark.parametrize(
+    "weights", [[1.0, -1.0, 1.0], [0.0, 0.0, 0.0]], ids=["negative", "zero-sum"]
+)
+def test_wasserstein_1d_with_invalid_weights_is_nan_inside_an_outer_jit(weights):
     # Weights are runtime values: they cannot raise inside a jitted program.
     u = np.array([0.0, 1.0, 2.0], np.float32)
-    assert np.isnan(float(wasserstein_1d(u, u + 1, u_weights=np.array(weights, np.float32))))
+    distance = jax.jit(wasserstein_1d)(u, u + 1, np.array(weights, np.float32))
+    assert np.isnan(float(distance))
 
 
 # --- PSI -----------------------------------------------------------------------------------
@@ -299,7 +312,7 @@ BAD_INPUTS = [
     (lambda: psi(a10, a10, bins=2.5), ConfigTypeError, "psi: `bins` must be an int >= 2, got float: 2.5"),
     (lambda: psi(a10, a10, eps=0.0), ConfigError, "psi: `eps` must be a finite number in (0, 1), got 0.0"),
     (lambda: psi(a10, a10, eps=1.0), ConfigError, "psi: `eps` must be a finite number in (0, 1), got 1.0"),
-    (lambda: psi(a10, a10, eps="small"), ConfigTypeError, "psi: `eps` must be a finite number, got str: 'small'"),
+    (lambda: psi(a10, a10, eps="small"), ConfigTypeError, "psi: `eps` must be a finite number in (0, 1), got str: 'small'"),
     (lambda: ks_statistic(a10, np.zeros((10, 2))), ShapeError, "ks_statistic: `reference` and `current` must both be 1-D, or both 2-D with the same number of columns, got shapes (10,) and (10, 2)"),
     (lambda: ks_statistic(np.zeros((5, 3)), np.zeros((5, 2))), ShapeError, "both 2-D with the same number of columns, got shapes (5, 3) and (5, 2)"),
     (lambda: ks_statistic(np.zeros((2, 2, 2)), np.zeros((2, 2, 2))), ShapeError, "ks_statistic: `reference` must be 1-D or 2-D ([n] or [n, columns]), got shape (2, 2, 2)"),

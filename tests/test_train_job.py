@@ -43,7 +43,7 @@ N_ROWS = 3000
 BATCH = SyntheticTelemetry(N_ROWS, n_teams=4, seed=5).rows()
 N_METRICS = len(BATCH.metric_names)
 SPLIT = Split(BATCH, n_train=1200, n_eval=300)
-DATA = DataSpec(kind="synthetic", settings={"n_records": N_ROWS, "n_teams": 4, "seed": 5})
+DATA = DataSpec(kind="synthetic", n_records=N_ROWS, n_teams=4, seed=5)
 SETTINGS = {
     "autoencoder": {"in_features": N_METRICS, "latent": 2, "width": 8},
     "mlp_classifier": {"in_features": N_METRICS, "n_classes": len(SHIFTS), "width": 8},

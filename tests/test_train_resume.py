@@ -1,8 +1,9 @@
 """Resuming is exact: a run killed at any step, or moved to another device count, ends the same.
 
 Each run is a subprocess (``tests/workers/train_worker.py``) because JAX fixes the device
-count when its backend starts, and because only a real process can be killed with SIGKILL.
-The reference is a run on 2 devices that was never interrupted.
+count when its backend starts, and because only a real process can be killed with SIGKILL,
+stopped with SIGINT or SIGTERM, or hold a run folder's lock against another. The reference
+is a run on 2 devices that was never interrupted.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import WORKERS, clean_env, kill, start_python
+from _helpers import EXPERIMENTS, WORKERS, clean_env, kill, run_python, start_python
 
 WORKER = WORKERS / "train_worker.py"
 TIMEOUT_S = 180
@@ -67,6 +70,7 @@ def test_a_run_killed_with_sigkill_at_a_random_step_resumes_to_the_same_digest(r
     finally:
         kill([process])
     assert process.returncode == -signal.SIGKILL, f"the run ended before step {kill_at}"
+    assert (tmp_path / "run.lock").exists()  # the dead run's lock file: no lock, no block
     resumed = _run(2, tmp_path)
     context = f"killed at step {kill_at}, resumed from {resumed['resumed_from']}"
     assert resumed["resumed_from"] is not None and resumed["resumed_from"] >= kill_at - 5, context
@@ -83,3 +87,114 @@ def test_a_run_stopped_on_8_devices_and_resumed_on_2_ends_with_the_same_digest(r
     assert (resumed["devices"], resumed["resumed_from"], resumed["step"]) == (2, 17, STEPS)
     assert resumed["digest"] == reference["digest"]
     assert resumed["losses"] == reference["losses"]
+
+
+def _signal_at(step: int, signum: int, run_dir: Path) -> int:
+    """Start a run, send it ``signum`` once it reports ``step``; its exit status."""
+    process = _start(2, run_dir, "--step-delay", "0.03")
+    try:
+        for line in process.stdout:
+            if line.strip() == f"step {step}":
+                os.kill(process.pid, signum)
+                break
+        process.wait(timeout=TIMEOUT_S)
+    finally:
+        kill([process])
+    return process.returncode
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_or_sigterm_saves_a_checkpoint_exits_with_its_status_and_resumes_exactly(
+    reference, tmp_path, signum
+):
+    returncode = _signal_at(12, signum, tmp_path)  # 12: between two periodic checkpoints
+    stderr = (tmp_path / "stderr-2.txt").read_text()
+    assert returncode == 128 + signum, stderr[-3000:]
+    assert "Traceback" not in stderr
+    (line,) = [line for line in stderr.splitlines() if "stopped by" in line]
+    found = re.fullmatch(
+        rf"stopped by {signum.name} at step (\d+) \(checkpoint saved in .*\)", line
+    )
+    assert found, line
+    stopped = int(found[1])
+    assert 12 <= stopped <= 14  # the step running when the signal came, finished
+    assert str(stopped) in {path.name for path in (tmp_path / "checkpoints").iterdir()}
+    resumed = _run(2, tmp_path)
+    assert (resumed["resumed_from"], resumed["step"]) == (stopped, STEPS)
+    assert resumed["digest"] == reference["digest"]
+    assert resumed["losses"] == reference["losses"]
+
+
+def test_a_second_process_on_a_locked_run_folder_fails_at_once_and_the_first_ends_intact(
+    reference, tmp_path
+):
+    first = _start(2, tmp_path, "--step-delay", "0.25")  # about 10 s of training
+    try:
+        for line in first.stdout:
+            if line.strip() == "step 2":
+                break
+        second = run_python(
+            WORKER, ["--devices", "1", "--run-dir", str(tmp_path)], timeout=TIMEOUT_S
+        )
+        assert first.poll() is None, "the first run ended before the second one started"
+        stdout, _ = first.communicate(timeout=TIMEOUT_S)
+    finally:
+        kill([first])
+    assert second.returncode == 2, second.stderr[-3000:]
+    assert re.search(
+        rf"^error: another process is running in this run folder \(pid {first.pid} on .*\): ",
+        second.stderr,
+        re.MULTILINE,
+    ), second.stderr[-3000:]
+    assert first.returncode == 0, (tmp_path / "stderr-2.txt").read_text()[-3000:]
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["digest"] == reference["digest"]
+    assert result["losses"] == reference["losses"]  # metrics.jsonl holds one run's records
+    assert not (tmp_path / "run.lock").exists()
+
+
+def test_the_training_job_stopped_by_sigint_prints_one_line_exits_130_and_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [
+        "mesh=cpu1",
+        "data.n_records=6000",
+        "train.batch_size=512",
+        "train.steps=300",
+        "train.eval_every=50",
+        "train.checkpoint_every=5",
+        "train.patience=null",
+        "task.top_anomalies=2",
+        "task.attribution_steps=4",
+        "progress=false",
+        f"hydra.run.dir={run_dir}",
+    ]
+    with (tmp_path / "stderr.txt").open("w") as stderr:
+        process = start_python(EXPERIMENTS / "train.py", args, cwd=tmp_path, stderr=stderr)
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while not (run_dir / "checkpoints" / "10").exists():
+            assert process.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint of step 10 in time"
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGINT)
+        process.wait(timeout=TIMEOUT_S)
+    finally:
+        kill([process])
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert process.returncode == 130, stderr[-3000:]
+    (line,) = stderr.strip().splitlines()
+    found = re.fullmatch(
+        r"stopped by SIGINT at step (\d+) \(checkpoint saved in .*\); run the same command "
+        r"again to resume from it",
+        line,
+    )
+    assert found, line
+    assert not (run_dir / "report.json").exists()
+    # A rarer checkpoint is a setting a resumed run may change.
+    again = run_python(
+        EXPERIMENTS / "train.py", [*args, "train.checkpoint_every=100"], cwd=tmp_path
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["training"]["resumed_from"] == int(found[1])
+    assert report["training"]["steps"] == 300

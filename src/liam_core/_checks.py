@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 import typing
 from collections.abc import Iterable
 from typing import Any
@@ -50,7 +51,17 @@ MAX_QUOTE = 200
 
 
 def quote(value: Any) -> str:
-    """``repr(value)``, cut to :data:`MAX_QUOTE` characters (with ``...`` when cut)."""
+    """``repr(value)``, cut to :data:`MAX_QUOTE` characters (with ``...`` when cut).
+
+    numpy scalars show as the Python numbers they hold (``150.0``, not ``np.float64(150.0)``).
+
+    Example:
+        >>> import numpy as np
+        >>> quote(np.float64(150.0)), quote("x" * 500)[-8:]
+        ('150.0', 'xxxxx...')
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
     text = repr(value)
     return text if len(text) <= MAX_QUOTE else text[: MAX_QUOTE - 3] + "..."
 
@@ -76,6 +87,16 @@ def _range_text(kind: str, minimum: Any, maximum: Any) -> str:
         return f"{kind} >= {minimum}"
     if maximum is not None:
         return f"{kind} <= {maximum}"
+    return kind
+
+
+def _open_range_text(kind: str, minimum: Any, maximum: Any) -> str:
+    if minimum is not None and maximum is not None:
+        return f"{kind} in ({minimum}, {maximum})"
+    if minimum is not None:
+        return f"{kind} > {minimum}"
+    if maximum is not None:
+        return f"{kind} < {maximum}"
     return kind
 
 
@@ -119,11 +140,13 @@ def check_number(
     minimum: float | None = None,
     maximum: float | None = None,
     positive: bool = False,
+    open_interval: bool = False,
     owner: str | None = None,
 ) -> float:
     """``value`` as a finite Python ``float`` in ``[minimum, maximum]``; ``positive``: ``> 0``.
 
-    NaN and infinities are refused, as are bools and text.
+    NaN and infinities are refused, as are bools and text. ``open_interval``: the bounds
+    themselves are refused too, ``(minimum, maximum)``.
 
     Example:
         >>> check_number(2, "fs", positive=True)
@@ -137,6 +160,8 @@ def check_number(
         expected = (
             "a finite number > 0" if maximum is None else f"a finite number in (0, {maximum}]"
         )
+    elif open_interval:
+        expected = _open_range_text("a finite number", minimum, maximum)
     else:
         expected = _range_text("a finite number", minimum, maximum)
     if not _is_real(value):
@@ -148,8 +173,8 @@ def check_number(
     if (
         not math.isfinite(number)
         or (positive and number <= 0)
-        or (minimum is not None and number < minimum)
-        or (maximum is not None and number > maximum)
+        or (minimum is not None and (number <= minimum if open_interval else number < minimum))
+        or (maximum is not None and (number >= maximum if open_interval else number > maximum))
     ):
         raise ConfigError(f"{_subject(name, owner)} must be {expected}, got {quote(number)}")
     return number
@@ -193,6 +218,71 @@ def check_bool(value: Any, name: str, *, owner: str | None = None) -> bool:
             f"{quote(value)}"
         )
     return bool(value)
+
+
+def check_callable(value: Any, name: str, *, owner: str | None = None) -> Any:
+    """``value`` if it is callable, else ``ConfigTypeError``.
+
+    Example:
+        >>> check_callable(None, "fn", owner="LaborArray.map")
+        Traceback (most recent call last):
+        ...
+        liam_core._errors.ConfigTypeError: LaborArray.map: `fn` must be callable, got NoneType: None
+    """
+    if not callable(value):
+        raise ConfigTypeError(
+            f"{_subject(name, owner)} must be callable, got {type(value).__name__}: {quote(value)}"
+        )
+    return value
+
+
+def check_float_dtype(value: Any, name: str, *, owner: str | None = None) -> np.dtype:
+    """``value`` as a floating numpy dtype that JAX has enabled (float64 needs x64).
+
+    Example:
+        >>> check_float_dtype("float32", "dtype")
+        dtype('float32')
+        >>> check_float_dtype("int32", "dtype", owner="random_hyperplanes")
+        Traceback (most recent call last):
+        ...
+        liam_core._errors.ConfigTypeError: random_hyperplanes: `dtype` must be a floating dtype (float32, or float64 with jax_enable_x64), got 'int32'
+    """
+    expected = "a floating dtype (float32, or float64 with jax_enable_x64)"
+    try:
+        dtype = None if value is None or isinstance(value, bool) else np.dtype(value)
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype is None or not np.issubdtype(dtype, np.floating):
+        raise ConfigTypeError(f"{_subject(name, owner)} must be {expected}, got {quote(value)}")
+    if jax.dtypes.canonicalize_dtype(dtype) != dtype:
+        raise ConfigError(
+            f"{_subject(name, owner)} must be {expected}, got {quote(value)}, which this JAX "
+            f"runs as {jax.dtypes.canonicalize_dtype(dtype)}: enable jax_enable_x64 or pass float32"
+        )
+    return dtype
+
+
+def memory_bytes() -> int:
+    """The physical memory of this machine, in bytes (the most one array could ever use)."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_fits_in_memory(nbytes: int, name: str, what: str, *, owner: str | None = None) -> None:
+    """Raise ``ConfigError`` naming the setting ``name`` if ``nbytes`` exceed the physical memory.
+
+    Checked before allocating, so a setting such as ``chunk_size=10**9`` is refused with a
+    message instead of killing the process. ``what`` describes the allocation.
+    """
+    available = memory_bytes()
+    if nbytes > available:
+        raise ConfigError(
+            f"{_subject(name, owner)} must keep {what} within this machine's memory "
+            f"({_gib(available)}), got {quote(nbytes)} bytes ({_gib(nbytes)})"
+        )
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.3g} GiB"
 
 
 def check_names(value: Any, name: str, *, owner: str | None = None) -> tuple[str, ...]:
@@ -243,7 +333,31 @@ def as_real_array(x: Any, name: str, *, owner: str | None = None) -> Any:
         np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)
     ):
         raise InvalidTypeError(f"{_subject(name, owner)} must be {expected}, got dtype {dtype}")
+    _check_float32_range(x, name, owner)
     return x
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32_range(x: Any, name: str, owner: str | None) -> None:
+    """Refuse concrete float64 values past float32's range when JAX runs float64 as float32.
+
+    Without ``jax_enable_x64`` JAX would turn them into infinities, silently.
+    """
+    if not isinstance(x, np.ndarray | np.generic) or x.dtype != np.float64 or x.size == 0:
+        return
+    if jax.dtypes.canonicalize_dtype(np.float64) == np.float64:
+        return
+    values = np.asarray(x)
+    outside = np.isfinite(values) & (np.abs(values) > _FLOAT32_MAX)
+    if outside.any():
+        where = tuple(int(i) for i in np.argwhere(outside)[0])
+        raise InvalidValueError(
+            f"{_subject(name, owner)} must hold values within float32's range (|x| <= "
+            f"{_FLOAT32_MAX:.4g}; enable jax_enable_x64 for float64), got {quote(values[where])} "
+            f"at index {where}"
+        )
 
 
 def check_ndim(

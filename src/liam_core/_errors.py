@@ -8,6 +8,8 @@ Messages name the offending key, value, shape or setting and say what was expect
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class LiamError(Exception):
     """Base class of every error raised by liam-core."""
@@ -67,3 +69,36 @@ class CheckpointError(LiamError, RuntimeError):
     def __init__(self, message: str, *, step: int | None = None) -> None:
         super().__init__(message)
         self.step = step
+
+
+class DataError(InvalidValueError):
+    """The content of a data source is not what a reader expects (a ``ValueError``).
+
+    Text in a metric column, a ragged row, a duplicate header, an unparseable time, a value
+    that overflows float32, bytes that do not decode, a corrupt file, a missing column. The
+    message names the file, the 1-based line or row, and the column.
+    """
+
+
+class EmptyDataError(DataError, EmptyInputError):
+    """A data source holds no header or no data rows."""
+
+
+class DataFileNotFoundError(LiamError, FileNotFoundError):
+    """The file a reader was asked for does not exist, or is a directory."""
+
+
+class RunLockedError(LiamError, RuntimeError):
+    """Another process is running in this run folder (it holds the folder's lock)."""
+
+
+class ResumeError(ConfigError):
+    """The checkpoints in a run folder were written by a run with another fingerprint.
+
+    Attributes:
+        changes: ``{key: (old, new)}`` of what differs, values as short JSON text.
+    """
+
+    def __init__(self, message: str, *, changes: Mapping[str, tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.changes = dict(changes)

@@ -11,6 +11,7 @@ use these, so a run folder reads the same whichever job wrote it:
 * :func:`mesh_summary`: the ``mesh`` part of a report;
 * :func:`detection_quality`: precision, recall and F1 of flagged rows against injected truth;
 * :func:`downsample_max`: a long curve cut to a few points for a plot, spikes kept;
+* :func:`plot_score_points`: the analysis's anomaly scores as points over time;
 * :func:`progress_bar`: a tqdm bar on stderr;
 * the plots, PNG, drawn on ``matplotlib.figure.Figure`` only: no pyplot, no global backend.
 
@@ -63,6 +64,7 @@ def start_backend(mesh: MeshSpec, *, compilation_cache_dir: str | os.PathLike[st
             num_processes=processes.num_processes,
             process_id=processes.process_id,
             heartbeat_timeout_s=processes.heartbeat_timeout_s,
+            initialization_timeout_s=processes.init_timeout_s,
         )
 
 
@@ -96,7 +98,8 @@ def mesh_summary(
 def write_atomically(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
 
-    A crash leaves either the old file or the new one, never half of one.
+    A crash leaves either the old file or the new one, never half of one. The file gets the
+    mode a plain ``open()`` would give it (``0o666`` less the umask), not ``mkstemp``'s 0600.
 
     Example:
         >>> import tempfile, pathlib
@@ -110,11 +113,19 @@ def write_atomically(path: str | os.PathLike[str], data: bytes) -> Path:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def to_jsonable(value: Any) -> Any:
@@ -200,15 +211,19 @@ def downsample_max(values: Any, points: int) -> np.ndarray:
     return padded.reshape(-1, width).max(axis=1)
 
 
-def progress_bar(total: int | None, *, unit: str, initial: int = 0, enabled: bool = True) -> tqdm:
-    """A tqdm bar on stderr that disappears when done; use it as a context manager.
+def progress_bar(
+    total: int | None, *, unit: str, label: str, initial: int = 0, enabled: bool = True
+) -> tqdm:
+    """A tqdm bar on stderr, labelled (``pass 1/2: moments``), that disappears when done.
 
-    ``unit="rows"`` counts with SI prefixes (``1.2M rows``); ``enabled=False`` shows nothing.
+    Use it as a context manager. ``unit="rows"`` counts with SI prefixes (``1.2M rows``);
+    ``enabled=False`` shows nothing.
     """
     from tqdm.auto import tqdm
 
     return tqdm(
         total=total,
+        desc=label,
         initial=initial,
         unit=unit,
         unit_scale=unit == "rows",
@@ -286,6 +301,46 @@ def plot_scores(
         axis.set_yscale("log")
     axis.set(xlabel="time (bins of rows)", ylabel=ylabel, title="Anomaly scores")
     axis.legend(fontsize=7)
+    return _save(figure, path)
+
+
+def plot_score_points(
+    times: Any,
+    scores: Any,
+    flagged: Any,
+    threshold: float,
+    path: str | os.PathLike[str],
+    *,
+    ylabel: str,
+    truth: Any = None,
+) -> Path:
+    """A scatter of anomaly scores over time (one point per row), flagged points marked.
+
+    ``times`` are datetimes or row/step numbers; ``flagged`` and ``truth`` (labelled rows,
+    optional) are bools per point, drawn in red and as black rings.
+    """
+    figure, axis = _figure(9, 3.5)
+    times, scores = np.asarray(times), np.asarray(scores, np.float64)
+    flagged = np.asarray(flagged, bool)
+    axis.scatter(
+        times[~flagged], scores[~flagged], s=2, color="tab:blue", alpha=0.5, linewidths=0,
+        label="row", rasterized=True,
+    )  # fmt: skip
+    axis.scatter(times[flagged], scores[flagged], s=8, color="red", label="flagged")
+    if truth is not None:
+        hits = np.asarray(truth, bool)
+        axis.scatter(
+            times[hits], scores[hits], s=30, facecolors="none", edgecolors="black",
+            linewidths=0.6, label="labelled anomaly",
+        )  # fmt: skip
+    if math.isfinite(threshold):
+        axis.axhline(threshold, color="red", linewidth=0.8, linestyle="--", label="threshold")
+    if scores.size and scores.min() > 0:
+        axis.set_yscale("log")
+    axis.set(xlabel="time", ylabel=ylabel, title="Anomaly scores")
+    axis.legend(fontsize=7, markerscale=2)
+    if np.issubdtype(times.dtype, np.datetime64):
+        figure.autofmt_xdate()
     return _save(figure, path)
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ._errors import ConfigError, LiamError
+from ._checks import check_bool, check_int, check_number, quote
+from ._errors import ConfigError, ConfigTypeError, LiamError
 from .alda import SchedulerSpec
 from .analysis import AnalyzeSettings, PipelineSpec
 from .data import DataSpec
 from .mesh import MeshSpec
+
+LOGGER = logging.getLogger("liam_core")
 
 CONFIG_MODULE = "liam_core.conf"
 """The package that holds the configs (the repository's top-level ``conf/``, in the wheel too)."""
@@ -89,6 +93,18 @@ def _groups(plain: Mapping[str, Any], groups: tuple[str, ...]) -> None:
             raise ConfigError(f"the config has no `{group}` group; choose one, e.g. {group}=...")
 
 
+def _path(value: Any, name: str, *, nullable: bool) -> str | None:
+    """``value`` if it is a non-empty string (a folder), or ``None`` where ``nullable``."""
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str) or not value:
+        expected = "a folder (a non-empty string)" + (" or null" if nullable else "")
+        raise ConfigTypeError(
+            f"`{name}` must be {expected}, got {type(value).__name__}: {quote(value)}"
+        )
+    return value
+
+
 def _paths(plain: Mapping[str, Any]) -> tuple[Path, str | None]:
     paths = plain["paths"]
     unknown = sorted(set(paths) - {"log_dir", "output_dir", "cache_dir"})
@@ -96,7 +112,30 @@ def _paths(plain: Mapping[str, Any]) -> tuple[Path, str | None]:
         raise ConfigError(
             f"paths has unknown fields {unknown}; allowed: ['cache_dir', 'log_dir', 'output_dir']"
         )
-    return Path(paths.get("output_dir") or "."), paths.get("cache_dir")
+    if "log_dir" in paths:
+        _path(paths["log_dir"], "paths.log_dir", nullable=False)
+    output_dir = _path(paths.get("output_dir"), "paths.output_dir", nullable=True)
+    cache_dir = _path(paths.get("cache_dir"), "paths.cache_dir", nullable=True)
+    return Path(output_dir or "."), cache_dir
+
+
+def _top_level(plain: Mapping[str, Any]) -> bool:
+    """Check the top-level keys both jobs share; returns ``progress``."""
+    if "task_name" in plain and (not isinstance(plain["task_name"], str) or not plain["task_name"]):
+        value = plain["task_name"]
+        raise ConfigTypeError(
+            f"`task_name` must be a non-empty string (it names the run folders), got "
+            f"{type(value).__name__}: {quote(value)}"
+        )
+    metric = plain.get("optimized_metric")
+    if metric is not None and (
+        not isinstance(metric, str) or not all(part for part in metric.split("."))
+    ):
+        raise ConfigTypeError(
+            f"`optimized_metric` must be a dotted key of the report or null, got "
+            f"{type(metric).__name__}: {quote(metric)}"
+        )
+    return check_bool(plain.get("progress", True), "progress")
 
 
 def analyze_settings(cfg: DictConfig) -> AnalyzeSettings:
@@ -104,6 +143,7 @@ def analyze_settings(cfg: DictConfig) -> AnalyzeSettings:
     plain = _plain(cfg, "")
     _check_keys(plain, ANALYZE_KEYS, "analyze")
     _groups(plain, ("mesh", "alda", "data", "pipeline", "paths"))
+    progress = _top_level(plain)
     output_dir, cache_dir = _paths(plain)
     return AnalyzeSettings(
         mesh=MeshSpec.from_dict(plain["mesh"]),
@@ -111,10 +151,110 @@ def analyze_settings(cfg: DictConfig) -> AnalyzeSettings:
         data=_build(DataSpec, plain["data"], "data"),
         pipeline=_build(PipelineSpec, plain["pipeline"], "pipeline"),
         output_dir=output_dir,
-        progress=bool(plain.get("progress", True)),
+        progress=progress,
         compilation_cache_dir=cache_dir,
         resolved_config=plain,
     )
+
+
+# Hyperparameters of optax's optimizers and schedules by name: (minimum, maximum, kind), kind
+# "int" (a step count), "number" or "positive"; optax itself checks none of them.
+_OPTIM_BOUNDS: dict[str, tuple[float | None, float | None, str]] = {
+    "learning_rate": (None, None, "positive"),
+    "peak_value": (None, None, "positive"),
+    "decay_rate": (None, None, "positive"),
+    "init_value": (0.0, None, "number"),
+    "end_value": (0.0, None, "number"),
+    "weight_decay": (0.0, None, "number"),
+    "momentum": (0.0, 1.0, "number"),
+    "b1": (0.0, 1.0, "number"),
+    "b2": (0.0, 1.0, "number"),
+    "eps": (0.0, None, "number"),
+    "eps_root": (0.0, None, "number"),
+    "exponent": (None, None, "positive"),
+    "warmup_steps": (0, None, "int"),
+    "transition_begin": (0, None, "int"),
+    "transition_steps": (1, None, "int"),
+    "decay_steps": (1, None, "int"),
+}
+
+
+def _target_defaults(target: str) -> dict[str, Any]:
+    """The keyword defaults of ``_target_`` (empty when it cannot be located or inspected)."""
+    import inspect
+
+    from hydra._internal.utils import _locate  # get_object, without its ERROR log
+
+    try:
+        parameters = inspect.signature(_locate(target)).parameters.values()
+    except Exception:
+        return {}
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+def _check_hyperparameters(node: Mapping[str, Any], where: str) -> None:
+    """Validate the numbers of an optimizer node and of its schedules (``_target_`` nodes).
+
+    optax builds a transformation from any argument (a NaN or negative learning rate, text
+    where a number belongs) and fails, if at all, deep inside the first update; these are
+    refused here with the key named: ``optim.learning_rate``, ``optim.learning_rate.peak_value``.
+    """
+    defaults = _target_defaults(node["_target_"])
+    for key, value in node.items():
+        if key == "_target_":
+            continue
+        name = f"{where}.{key}"
+        if isinstance(value, Mapping) and isinstance(value.get("_target_"), str):
+            _check_hyperparameters(value, name)  # a schedule
+            continue
+        if value is None and key in defaults and defaults[key] is None:
+            continue  # optax's own default (no momentum, no floor of the decay)
+        if key in _OPTIM_BOUNDS:
+            minimum, maximum, kind = _OPTIM_BOUNDS[key]
+        elif isinstance(defaults.get(key), bool):
+            check_bool(value, name)
+            continue
+        elif isinstance(defaults.get(key), int | float):
+            minimum, maximum, kind = 0, None, "number"
+        else:
+            continue
+        if key == "learning_rate" and (isinstance(value, Mapping) or isinstance(value, str)):
+            raise ConfigTypeError(
+                f"`{name}` must be a finite number > 0 or a schedule (a node with `_target_`, "
+                f"e.g. optax.exponential_decay), got {type(value).__name__}: {quote(value)}"
+            )
+        if kind == "int":
+            check_int(value, name, minimum=int(minimum))
+        else:
+            check_number(value, name, minimum=minimum, maximum=maximum, positive=kind == "positive")
+    warmup, decay = node.get("warmup_steps"), node.get("decay_steps")
+    if isinstance(warmup, int) and isinstance(decay, int) and warmup >= decay:
+        raise ConfigError(
+            f"`{where}.warmup_steps` must be below {where}.decay_steps (the decay steps include "
+            f"the warm-up), got {warmup} with decay_steps={decay}"
+        )
+
+
+def _check_targets(node: Mapping[str, Any], where: str) -> None:
+    """Every ``_target_`` of ``node`` (its own and its nested nodes') must name a callable."""
+    from hydra._internal.utils import _locate  # get_object, without its ERROR log
+
+    target = node.get("_target_")
+    if "_target_" in node:
+        found: Any = None
+        if isinstance(target, str) and target:
+            try:
+                found = _locate(target)
+            except Exception:
+                found = None
+        if not callable(found) or isinstance(found, type(sys)):
+            raise ConfigError(
+                f"`{where}._target_` must name a function or class to build (e.g. "
+                f"optax.adam, liam_core.models.make_model), got {quote(target)}"
+            )
+    for key, value in node.items():
+        if isinstance(value, Mapping):
+            _check_targets(value, f"{where}.{key}")
 
 
 def _factory(group: str, node: Mapping[str, Any]) -> Callable[..., Any]:
@@ -133,6 +273,9 @@ def _factory(group: str, node: Mapping[str, Any]) -> Callable[..., Any]:
         raise ConfigError(
             f"{group} must name what to build with `_target_` (see conf/{group}/), got {node!r}"
         )
+    _check_targets(node, group)
+    if group == "optim":
+        _check_hyperparameters(node, group)
     frozen = OmegaConf.create(dict(node))
 
     def build(**from_data: Any) -> Any:
@@ -156,9 +299,10 @@ def train_settings(cfg: DictConfig) -> Any:
     plain = _plain(cfg, "")
     _check_keys(plain, TRAIN_KEYS, "train")
     _groups(plain, ("mesh", "alda", "data", "model", "optim", "train", "task", "tracking", "paths"))
+    progress = _top_level(plain)
     stop_at = plain.get("stop_at")
-    if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, int)):
-        raise ConfigError(f"`stop_at` must be a step (an int) or null, got {stop_at!r}")
+    if stop_at is not None:
+        stop_at = check_int(stop_at, "stop_at", why=" (a step) or null")
     output_dir, cache_dir = _paths(plain)
     return TrainSettings(
         mesh=MeshSpec.from_dict(plain["mesh"]),
@@ -170,7 +314,7 @@ def train_settings(cfg: DictConfig) -> Any:
         task=_build(TaskSpec, plain["task"], "task"),
         tracking=_build(TrackingSpec, plain["tracking"], "tracking"),
         output_dir=output_dir,
-        progress=bool(plain.get("progress", True)),
+        progress=progress,
         compilation_cache_dir=cache_dir,
         resolved_config=plain,
         stop_at=stop_at,
@@ -211,19 +355,20 @@ def optimized_metric(report: Mapping[str, Any], path: str | None) -> float | Non
 
 def run_hydra_job(
     cfg: DictConfig,
-    script: str,
+    command: Sequence[str],
     settings_from: Callable[[DictConfig], Any],
     run: Callable[[Any], dict],
     summary: Callable[[dict], str],
 ) -> float | None:
-    """The body of an ``@hydra.main`` entry point: typed settings, run, one-line errors.
+    """The body of a Hydra app (:mod:`liam_core.cli`): typed settings, run, one-line errors.
 
     Returns the number at ``optimized_metric`` of the report (``None`` without one), so
-    sweepers (Optuna's, with ``hparams_search=...``) can optimize it. A ``LiamError`` (a bad
-    config, file or value) prints one ``error:`` line and exits with status 2, without a
-    traceback. In a multirun each job runs as a single run in a child process (JAX fixes
-    the device count when its backend starts, and Hydra's launchers run every job in the
-    launching process); the objective is read back from the child's ``report.json``.
+    sweepers (Optuna's, with ``hparams_search=...``) can optimize it. The summary goes to
+    stdout and to the run's log file. A ``LiamError`` (a bad config, file or value) prints
+    one ``error:`` line and exits with status 2, without a traceback. In a multirun each job
+    runs as a single run of ``command`` in a child process (JAX fixes the device count when
+    its backend starts, and Hydra's launchers run every job in the launching process); the
+    objective is read back from the child's ``report.json``.
     """
     try:
         settings = settings_from(cfg)
@@ -231,16 +376,20 @@ def run_hydra_job(
         hydra_config = HydraConfig.get()
         if hydra_config.mode == RunMode.MULTIRUN:
             # hydra.mode=RUN: a search config (hparams_search=...) sets MULTIRUN itself.
-            command = [sys.executable, script, *hydra_config.overrides.task]
-            command += [f"hydra.run.dir='{settings.output_dir}'", "hydra.mode=RUN"]
-            returncode = subprocess.call(command)
+            child = [*command, *hydra_config.overrides.task]
+            child += [f"hydra.run.dir='{settings.output_dir}'", "hydra.mode=RUN"]
+            returncode = subprocess.call(child)
             if returncode:
                 sys.exit(returncode)
             report_path = Path(settings.output_dir) / "report.json"
             return optimized_metric(json.loads(report_path.read_text()), metric)
+        LOGGER.info("run folder %s", settings.output_dir)
         result = run(settings)
-        print(summary(result))
+        text = summary(result)
+        LOGGER.info("%s", text)
+        print(text)
         return optimized_metric(result, metric)
     except LiamError as error:
+        LOGGER.info("error: %s", error)  # INFO: the log file only; stderr gets the one line
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -18,7 +18,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import algebra
-from ._checks import as_float_array, check_finite, check_int, check_names, quote
+from ._checks import (
+    as_float_array,
+    check_bool,
+    check_finite,
+    check_fits_in_memory,
+    check_int,
+    check_names,
+    quote,
+)
 from ._errors import (
     ConfigError,
     ConfigTypeError,
@@ -65,6 +73,13 @@ class Schema:
             raise ConfigError("Schema: `names` must list at least one metric name, got []")
         object.__setattr__(self, "names", names)
         for setting in ("units", "ranges"):
+            if not isinstance(getattr(self, setting), Mapping):
+                raise ConfigTypeError(
+                    f"Schema: `{setting}` must be a mapping of metric name -> "
+                    f"{'unit' if setting == 'units' else '(low, high)'}, got "
+                    f"{type(getattr(self, setting)).__name__}: {quote(getattr(self, setting))}"
+                )
+        for setting in ("units", "ranges"):
             unknown = sorted(set(getattr(self, setting)) - set(names))
             if unknown:
                 raise UnknownMetricError(
@@ -76,7 +91,7 @@ class Schema:
             field_name = f"ranges[{name!r}]"
             try:
                 low, high = (float(bound) for bound in bounds)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ConfigError(
                     f"Schema: `{field_name}` must be a pair (low, high) of numbers, got "
                     f"{quote(bounds)}"
@@ -87,6 +102,15 @@ class Schema:
                 )
             ranges[name] = (low, high)
         object.__setattr__(self, "ranges", ranges)
+        for name, unit in self.units.items():
+            if not isinstance(unit, str):
+                raise ConfigTypeError(
+                    f"Schema: `units[{name!r}]` must be a string such as '%', got "
+                    f"{type(unit).__name__}: {quote(unit)}"
+                )
+        object.__setattr__(
+            self, "allow_missing", check_bool(self.allow_missing, "allow_missing", owner="Schema")
+        )
         object.__setattr__(self, "units", dict(self.units))
 
     def slot(self, name: str) -> int:
@@ -122,7 +146,10 @@ def _check_number(name: str, value: Any) -> float:
             f"metric `{name}` must be a real number (int or float, not bool, text or None), "
             f"got {type(value).__name__}: {quote(value)}"
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int past float64's range
+        number = math.inf
     if not math.isfinite(number):
         raise InvalidValueError(f"metric `{name}` must be a finite number, got {quote(value)}")
     return number
@@ -169,12 +196,19 @@ class LaborIntelligenceEngine:
                 dimensions, "dimensions", minimum=len(schema.names), owner=owner,
                 why=" (one slot per metric of the schema)",
             )  # fmt: skip
-        if not jnp.issubdtype(dtype, jnp.floating):
+        try:
+            floating = dtype is not None and jnp.issubdtype(dtype, jnp.floating)
+        except TypeError:
+            floating = False
+        if not floating:
             raise ConfigError(f"{owner}: `dtype` must be a floating dtype, got {quote(dtype)}")
         self.dimensions = dimensions
         self.schema = schema
-        self.alternate_sign = bool(alternate_sign)
+        self.alternate_sign = check_bool(alternate_sign, "alternate_sign", owner=owner)
         self.dtype = jnp.dtype(dtype)
+        check_fits_in_memory(
+            dimensions * self.dtype.itemsize, "dimensions", "one tensor", owner=owner
+        )
 
     def __repr__(self) -> str:
         layout = f"schema of {len(self.schema.names)} metrics" if self.schema else "hashed"
@@ -230,10 +264,27 @@ class LaborIntelligenceEngine:
                     f"in {list(self.schema.ranges[name])}, got {quote(float(values[row, column]))}"
                 )
 
+    def _check_dtype_range(self, names: Sequence[str], values: np.ndarray, where: str) -> None:
+        """Refuse values the tensors' dtype cannot hold (they would become infinities)."""
+        top = float(np.finfo(self.dtype).max)
+        outside = np.abs(values) > top
+        if outside.any():
+            row, column = (int(i) for i in np.argwhere(outside)[0])
+            raise InvalidValueError(
+                f"{where}, row {row} (0-based): metric `{names[column]}` must be within "
+                f"{self.dtype.name}'s range (|value| <= {top:.4g}), got "
+                f"{quote(float(values[row, column]))}"
+            )
+
     def _assemble(self, names: Sequence[str], values: np.ndarray, where: str) -> jax.Array:
         """Scatter a validated ``[n, len(names)]`` float64 block into ``[n, dimensions]``."""
         slots, signs = self._layout(names, where)
         self._check_ranges(names, values, where)
+        self._check_dtype_range(names, values, where)
+        check_fits_in_memory(
+            values.shape[0] * self.dimensions * self.dtype.itemsize, "dimensions",
+            f"a [{values.shape[0]}, dimensions] batch", owner="LaborIntelligenceEngine",
+        )  # fmt: skip
         tensors = np.zeros((values.shape[0], self.dimensions), dtype=self.dtype)
         tensors[:, slots] = values * signs
         return jnp.asarray(tensors)
@@ -374,6 +425,14 @@ class LaborIntelligenceEngine:
                         f"tensor {index} has shape {shape}; expected ({self.dimensions},) "
                         "as this engine's `dimensions`"
                     )
+            rows = [
+                as_float_array(row, "tensors", owner="compute_labor_matrix", allow_empty=True)
+                for row in rows
+            ]
+            dtypes = {row.dtype for row in rows}
+            if len(dtypes) > 1:  # numpy's promotion, which strict mode would refuse
+                dtype = np.result_type(*dtypes)
+                rows = [row.astype(dtype) for row in rows]
             matrix = jnp.stack(rows) if rows else np.zeros((0, self.dimensions))
         else:
             raise InvalidTypeError(
@@ -384,7 +443,8 @@ class LaborIntelligenceEngine:
             raise EmptyInputError("`tensors` is empty; expected at least one tensor")
         matrix = as_float_array(matrix, "tensors", ndim=2, owner="compute_labor_matrix")
         check_finite(matrix, "tensors", owner="compute_labor_matrix")
-        if standardize:
+        check_bool(center, "center", owner="compute_labor_matrix")
+        if check_bool(standardize, "standardize", owner="compute_labor_matrix"):
             return algebra.standardize(matrix)
         if center:
             return matrix - jnp.mean(matrix, axis=0)

@@ -8,12 +8,17 @@ the same ``--run-dir`` it resumes from the newest usable checkpoint. After each 
 prints ``step N`` (flushed), so a test can kill it at a chosen step; at the end it prints
 one JSON object: the digest of the final state, the step it resumed from, the skipped
 checkpoints and the logged losses.
+
+Like the training job, it locks the run folder (a second worker on it prints one ``error:``
+line and exits with status 2), and a SIGINT or SIGTERM stops it between steps with a
+checkpoint: one line on stderr, exit status 130 or 143.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 STEPS = 40
@@ -41,10 +46,11 @@ def main() -> None:
 
     import optax
 
+    from liam_core import LiamError
     from liam_core.alda import LaborArray
     from liam_core.data import SyntheticTelemetry
     from liam_core.models import make_model, reconstruction_example_loss
-    from liam_core.train import TrainSpec, fit
+    from liam_core.train import RunLock, TrainingInterrupted, TrainSpec, fit
 
     values = SyntheticTelemetry(3072, n_teams=4, seed=5, metrics=METRICS).rows().values
     model = make_model("autoencoder", in_features=len(METRICS), latent=2, width=8, seed=0)
@@ -68,19 +74,27 @@ def main() -> None:
         if options.step_delay:
             time.sleep(options.step_delay)
 
-    result = fit(
-        model,
-        optax.adam(schedule),
-        values[:2560],
-        loss=reconstruction_example_loss,
-        labor=LaborArray(executor=options.executor),
-        spec=spec,
-        eval_examples=values[2560:],
-        checkpoint_dir=run_dir / "checkpoints",
-        metrics_path=run_dir / "metrics.jsonl",
-        stop_at=options.stop_at,
-        on_step=on_step,
-    )
+    try:
+        with RunLock(run_dir):
+            result = fit(
+                model,
+                optax.adam(schedule),
+                values[:2560],
+                loss=reconstruction_example_loss,
+                labor=LaborArray(executor=options.executor),
+                spec=spec,
+                eval_examples=values[2560:],
+                checkpoint_dir=run_dir / "checkpoints",
+                metrics_path=run_dir / "metrics.jsonl",
+                stop_at=options.stop_at,
+                on_step=on_step,
+            )
+    except TrainingInterrupted as stop:
+        print(stop, file=sys.stderr, flush=True)
+        sys.exit(stop.exit_status)
+    except LiamError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
     print(
         json.dumps(
             {

@@ -176,7 +176,10 @@ def block_whole(
 ) -> Any:
     """``fast=True``: the kernel on the device's whole block at once (bits vary with devices)."""
     n_slots, chunk_size = _geometry(chunks)
-    rows = jax.tree_util.tree_map(lambda a: a.reshape(-1, *a.shape[2:]), chunks)
+    # Explicit sizes, not -1: a batch of rows without columns has size 0.
+    rows = jax.tree_util.tree_map(
+        lambda a: a.reshape(a.shape[0] * a.shape[1], *a.shape[2:]), chunks
+    )
     row_ids = block * (n_slots * chunk_size) + jnp.arange(n_slots * chunk_size, dtype=jnp.int32)
     return kernel(rows, row_ids < n_rows, *args)
 

@@ -14,6 +14,7 @@ import collections
 import contextlib
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -22,8 +23,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from .._checks import check_bool, check_int, quote
-from .._errors import ConfigError, ConfigTypeError, DistributedError, ShapeError
+from .._checks import check_bool, check_callable, check_fits_in_memory, check_int, quote
+from .._errors import (
+    ConfigError,
+    ConfigTypeError,
+    DistributedError,
+    InvalidTypeError,
+    ShapeError,
+)
 from ..mesh import Devices, Executor, MeshSpec, build_mesh
 from ..mesh._topology import check_data_axes, check_executor
 from . import _kernels as kernels
@@ -307,9 +314,10 @@ class LaborArray:
         plan = self.plan(n_rows)
         if plan.padded_rows >= _INT32_LIMIT:
             raise ConfigError(
-                f"a batch of {n_rows} rows pads to {plan.padded_rows} rows on {self.n_blocks} "
-                f"device block(s); row indices are int32, so it must stay below {_INT32_LIMIT}: "
-                "split it into several batches (run_stream)"
+                f"LaborArray: `chunk_size` must pad a batch of {n_rows} rows on {self.n_blocks} "
+                f"device block(s) to fewer than {_INT32_LIMIT} rows (row indices are int32), got "
+                f"{self._chunk_size}, which pads it to {plan.padded_rows} rows: use a smaller "
+                "chunk_size, or split the batch into several (run_stream)"
             )
         rows_per_block = plan.chunks_per_block * plan.chunk_size
         index_map = self._topology.block_sharding.addressable_devices_indices_map(
@@ -328,13 +336,25 @@ class LaborArray:
                     f"read_rows returned {block_treedef} for block {block}, but {treedef} before"
                 )
             padded = []
+            leaves = [np.asarray(leaf) for leaf in leaves]
             for leaf in leaves:
-                leaf = np.asarray(leaf)
                 if leaf.ndim == 0 or leaf.shape[0] != stop - start:
                     raise ShapeError(
                         f"read_rows({start}, {stop}) must return {stop - start} rows, "
                         f"got an array of shape {leaf.shape}"
                     )
+                if leaf.dtype.kind not in "biufc":
+                    raise InvalidTypeError(
+                        f"LaborArray: the batch must hold arrays of numbers (bool, int, float or "
+                        f"complex), got dtype {leaf.dtype}"
+                    )
+            row_bytes = sum(leaf.dtype.itemsize * math.prod(leaf.shape[1:]) for leaf in leaves)
+            check_fits_in_memory(
+                len(blocks) * rows_per_block * row_bytes, "chunk_size",
+                f"the padded batch ({len(blocks)} block(s) x {rows_per_block} rows x "
+                f"{row_bytes} bytes per row)", owner="LaborArray",
+            )  # fmt: skip
+            for leaf in leaves:
                 out = np.zeros((rows_per_block, *leaf.shape[1:]), leaf.dtype)
                 out[: stop - start] = leaf
                 padded.append(
@@ -526,7 +546,10 @@ class LaborArray:
                     *(by_block[block] for block in sorted(by_block)),
                 )
             return jax.tree_util.tree_map(
-                lambda a: np.asarray(a).reshape(-1, *a.shape[3:])[: batch.n_rows], blocks
+                lambda a: np.asarray(a).reshape(math.prod(a.shape[:3]), *a.shape[3:])[
+                    : batch.n_rows
+                ],
+                blocks,
             )
 
     def value_and_grad(self, loss: Callable[[Any, Any], jax.Array]) -> Callable[..., Any]:
@@ -694,8 +717,7 @@ _DIVIDE_BY_ROWS_MINUS: dict[int, Callable[[Any, jax.Array], Any]] = {}
 
 
 def _check_callable(fn: object, name: str) -> None:
-    if not callable(fn):
-        raise ConfigTypeError(f"`{name}` must be callable, got {type(fn).__name__}: {quote(fn)}")
+    check_callable(fn, name)
 
 
 def _placement(mesh: Any, executor: Any, data_axis: Any) -> tuple[Mesh, Executor, tuple[str, ...]]:

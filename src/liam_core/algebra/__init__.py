@@ -16,6 +16,9 @@ from ._binary import random_hyperplanes as random_hyperplanes
 from ._binary import sign_hash as sign_hash
 from ._binary import unpack_bits as unpack_bits
 from ._binary import xor as xor
+from ._change import ChangeState as ChangeState
+from ._change import initial_change_state as initial_change_state
+from ._change import track_changes as track_changes
 from ._convolution import ConvolveMode as ConvolveMode
 from ._convolution import convolve as convolve
 from ._facade import BinaryAlgebra as BinaryAlgebra

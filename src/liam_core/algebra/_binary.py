@@ -24,8 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .._checks import as_real_array, check_int, check_ndim, quote
-from .._errors import ConfigTypeError, InvalidTypeError, InvalidValueError, ShapeError
+from .._checks import as_real_array, check_fits_in_memory, check_float_dtype, check_int, check_ndim
+from .._errors import InvalidTypeError, InvalidValueError, ShapeError
+from ._jit import checked_jit
 
 BITS_PER_WORD = 32
 _WORD_DTYPE = np.dtype(np.uint32)
@@ -134,12 +135,12 @@ def _pack(bits: jax.Array) -> jax.Array:
 
 def _unpack(words: jax.Array, n_bits: int) -> jax.Array:
     """Unpack ``uint32`` words ``[n, n_words]`` into a bool matrix ``[n, n_bits]`` (no checks)."""
-    n = words.shape[0]
+    n, n_words = words.shape
     lanes = (words[:, :, None] >> _lanes()) & jnp.uint32(1)
-    return lanes.reshape(n, -1)[:, :n_bits].astype(jnp.bool_)
+    return lanes.reshape(n, n_words * BITS_PER_WORD)[:, :n_bits].astype(jnp.bool_)
 
 
-@jax.jit
+@checked_jit
 def _pack_bits(bits: jax.Array) -> jax.Array:
     _require_bits(bits, "bits", "pack_bits")
     if bits.shape[1] == 0:
@@ -174,7 +175,7 @@ def pack_bits(bits: jax.Array) -> jax.Array:
     return _pack_bits(bits)
 
 
-@functools.partial(jax.jit, static_argnames=("n_bits",))
+@functools.partial(checked_jit, static_argnames=("n_bits",))
 def unpack_bits(words: jax.Array, n_bits: int) -> jax.Array:
     """Unpack ``uint32`` words into a bool matrix: the inverse of :func:`pack_bits`.
 
@@ -204,7 +205,7 @@ def unpack_bits(words: jax.Array, n_bits: int) -> jax.Array:
 # --- random-hyperplane hashing -------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnames=("n_features", "n_bits", "dtype"))
+@functools.partial(checked_jit, static_argnames=("n_features", "n_bits", "dtype"))
 def random_hyperplanes(
     n_features: int, n_bits: int, *, key: jax.Array, dtype: Any = jnp.float32
 ) -> jax.Array:
@@ -231,8 +232,11 @@ def random_hyperplanes(
     owner = "random_hyperplanes"
     n_features = check_int(n_features, "n_features", owner=owner)
     n_bits = check_int(n_bits, "n_bits", owner=owner)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise ConfigTypeError(f"{owner}: `dtype` must be a floating dtype, got {quote(dtype)}")
+    dtype = check_float_dtype(dtype, "dtype", owner=owner)
+    check_fits_in_memory(
+        n_features * n_bits * dtype.itemsize, "n_bits",
+        f"the [n_features, n_bits] = [{n_features}, {n_bits}] hyperplanes", owner=owner,
+    )  # fmt: skip
     _require_array(key, "key", owner)
     typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()
     raw = key.dtype == _WORD_DTYPE and key.shape == (2,)
@@ -244,7 +248,7 @@ def random_hyperplanes(
     return jax.random.normal(key, (n_features, n_bits), dtype=dtype)
 
 
-@jax.jit
+@checked_jit
 def sign_hash(x: jax.Array, hyperplanes: jax.Array) -> jax.Array:
     """Hash rows to packed bit codes by the sign of random projections (Charikar's SimHash).
 
@@ -307,7 +311,7 @@ def sign_hash(x: jax.Array, hyperplanes: jax.Array) -> jax.Array:
 # --- word-wise operations and Hamming distances --------------------------------------------
 
 
-@jax.jit
+@checked_jit
 def popcount(words: jax.Array) -> jax.Array:
     """Count the set bits of each code.
 
@@ -330,7 +334,7 @@ def popcount(words: jax.Array) -> jax.Array:
     return jnp.sum(lax.population_count(words), axis=-1, dtype=jnp.int32)
 
 
-@jax.jit
+@checked_jit
 def xor(a: jax.Array, b: jax.Array) -> jax.Array:
     """Word-wise exclusive or of codes; the set bits are where the codes differ.
 
@@ -363,7 +367,7 @@ def xor(a: jax.Array, b: jax.Array) -> jax.Array:
     return a ^ b
 
 
-@jax.jit
+@checked_jit
 def hamming(a: jax.Array, b: jax.Array | None = None) -> jax.Array:
     """All-pairs Hamming distances between packed codes.
 
@@ -403,7 +407,7 @@ def hamming(a: jax.Array, b: jax.Array | None = None) -> jax.Array:
     return total
 
 
-@functools.partial(jax.jit, static_argnames=("k",))
+@functools.partial(checked_jit, static_argnames=("k",))
 def hamming_topk(queries: jax.Array, codes: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
     """The ``k`` codes nearest to each query in Hamming distance.
 
@@ -468,7 +472,7 @@ def _gf2_rank_packed(words: jax.Array, n_cols: int) -> jax.Array:
     return rank
 
 
-@functools.partial(jax.jit, static_argnames=("n_bits",))
+@functools.partial(checked_jit, static_argnames=("n_bits",))
 def _binary_rank(bits: jax.Array, n_bits: int | None) -> jax.Array:
     owner = "binary_rank"
     if n_bits is None:

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._checks import as_float_array, check_choice
+from ._jit import checked_jit
 from ._series import as_series
 
 ConvolveMode = Literal["full", "same", "valid"]
@@ -20,7 +21,7 @@ ConvolveMode = Literal["full", "same", "valid"]
 _DIRECT_KERNEL_MAX = 64
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "axis"))
+@functools.partial(checked_jit, static_argnames=("mode", "axis"))
 def convolve(
     x: jax.Array, kernel: jax.Array, mode: ConvolveMode = "full", axis: int = 0
 ) -> jax.Array:

@@ -11,14 +11,38 @@ from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from .._checks import as_float_array, check_choice, check_int
-from .._errors import ConfigError
+from .._checks import (
+    as_float_array,
+    check_bool,
+    check_choice,
+    check_fits_in_memory,
+    check_float_dtype,
+    check_int,
+    check_number,
+)
+from .._errors import ConfigError, InvalidTypeError
 
 WhiteningMethod = Literal["zca", "pca"]
 """How :func:`whiten` decorrelates: ZCA (Mahalanobis, closest to the input) or PCA axes."""
 ProjectionKind = Literal["gaussian", "sparse"]
 """The entries of a random projection matrix, as scikit-learn's two random projections."""
+
+
+def check_key(key: object, name: str, owner: str) -> None:
+    """Raise ``InvalidTypeError`` unless ``key`` is one JAX PRNG key (typed, or raw ``uint32[2]``)."""
+    if isinstance(key, jax.Array | np.ndarray):
+        typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()
+        raw = key.dtype == np.uint32 and key.shape == (2,)
+        if typed or raw:
+            return
+        got = f"dtype {key.dtype} with shape {tuple(key.shape)}"
+    else:
+        got = type(key).__name__
+    raise InvalidTypeError(
+        f"{owner}: `{name}` must be a single JAX PRNG key such as jax.random.key(0), got {got}"
+    )
 
 
 def _check_rows(x: jax.Array, minimum: int, owner: str, why: str) -> None:
@@ -154,6 +178,8 @@ def svd_patterns(x, tol=None) -> dict[str, jax.Array]:
             f"svd_patterns: `x` must be a matrix, at least 2-D [..., m, n], got shape "
             f"{tuple(x.shape)}"
         )
+    if tol is not None and not isinstance(tol, jax.core.Tracer):
+        tol = check_number(tol, "tol", minimum=0, owner="svd_patterns")
     return _svd_patterns(x, tol)
 
 
@@ -232,7 +258,9 @@ def _fit_pca(x, n_components: int | None, owner: str) -> PCAState:
 def _pca_project(state: PCAState, x: jax.Array, whiten: bool) -> jax.Array:
     projected = (x - state.mean) @ state.components.T
     if whiten:
-        projected = projected / jnp.sqrt(state.explained_variance)
+        # A direction without variance (constant data) is left unscaled, not divided by 0.
+        variance = state.explained_variance
+        projected = projected / jnp.sqrt(jnp.where(variance > 0, variance, 1))
     return projected
 
 
@@ -240,6 +268,9 @@ def _project_pca(state: PCAState, x, whiten: bool, owner: str) -> jax.Array:
     """Check ``x`` against a fitted ``state`` for ``owner``, then project (the one projection)."""
     x = as_float_array(x, "x", ndim=2, owner=owner)
     d = state.mean.shape[0]
+    if x.dtype != state.mean.dtype:  # numpy's promotion, which strict mode would refuse
+        dtype = np.result_type(x.dtype, state.mean.dtype)
+        x, state = x.astype(dtype), PCAState(*(a.astype(dtype) for a in state))
     if x.shape[1] != d:
         raise ConfigError(
             f"{owner}: `x` must have the {d} columns the PCA was fitted on, got shape "
@@ -272,6 +303,7 @@ def pca(x, n_components: int | None = None, *, whiten: bool = False) -> tuple[ja
         >>> state.explained_variance_ratio.tolist()
         [1.0]
     """
+    whiten = check_bool(whiten, "whiten", owner="pca")
     state = _fit_pca(x, n_components, "pca")
     return _project_pca(state, x, whiten, "pca"), state
 
@@ -291,6 +323,9 @@ def _whitening_fit(x: jax.Array, method: str, eps: jax.Array | None) -> Whitenin
     eigenvalues, eigenvectors = jnp.linalg.eigh(cov)
     if eps is None:  # numpy's rank tolerance: eigenvalues below it are numerical noise
         eps = jnp.max(eigenvalues) * x.shape[1] * jnp.finfo(x.dtype).eps
+        # A constant x has no eigenvalue above 0: the smallest normal number keeps the scale
+        # finite (its centred data are 0, and so is their whitened form).
+        eps = jnp.where(eps > 0, eps, jnp.finfo(x.dtype).tiny)
     scale = 1 / jnp.sqrt(jnp.maximum(eigenvalues, eps))
     matrix = eigenvectors * scale
     if method == "zca":
@@ -302,6 +337,8 @@ def _fit_whitening(x, method: WhiteningMethod, eps: float | None, owner: str) ->
     """Check the input and settings for ``owner``, then fit (the one whitening fit)."""
     x = as_float_array(x, "x", ndim=2, owner=owner)
     check_choice(method, "method", WhiteningMethod, owner=owner)
+    if eps is not None:
+        eps = check_number(eps, "eps", minimum=0, open_interval=True, owner=owner)
     _check_rows(x, 2, owner, " to estimate a covariance")
     return _whitening_fit(x, method, None if eps is None else jnp.asarray(eps, x.dtype))
 
@@ -349,7 +386,14 @@ def random_projection_matrix(
     n_features = check_int(n_features, "n_features", owner=owner)
     n_components = check_int(n_components, "n_components", owner=owner)
     check_choice(kind, "kind", ProjectionKind, owner=owner)
-    dtype = jnp.result_type(float) if dtype is None else dtype
+    dtype = (
+        jnp.result_type(float) if dtype is None else check_float_dtype(dtype, "dtype", owner=owner)
+    )
+    check_fits_in_memory(
+        n_components * n_features * np.dtype(dtype).itemsize, "n_components", "the "
+        f"[n_components, n_features] = [{n_components}, {n_features}] matrix", owner=owner,
+    )  # fmt: skip
+    check_key(key, "key", owner)
     shape = (n_components, n_features)
     if kind == "gaussian":
         return jax.random.normal(key, shape, dtype) / jnp.sqrt(jnp.asarray(n_components, dtype))

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._checks import check_int
+from ._jit import checked_jit
 from ._series import as_series
 
 # Terms a window sum adds in one pass. Longer windows are summed in levels of at most this
@@ -93,7 +94,7 @@ def _rolling_setup(x: jax.Array, window: int, axis: int, owner: str) -> tuple[ja
     return jnp.moveaxis(x, axis, 0), axis, window
 
 
-@functools.partial(jax.jit, static_argnames=("window", "axis"))
+@functools.partial(checked_jit, static_argnames=("window", "axis"))
 def rolling_mean(x: jax.Array, window: int, axis: int = 0) -> jax.Array:
     """Mean over every run of ``window`` consecutive samples ("valid" windows only).
 
@@ -123,7 +124,7 @@ def rolling_mean(x: jax.Array, window: int, axis: int = 0) -> jax.Array:
     return jnp.moveaxis(total / window, 0, axis)
 
 
-@functools.partial(jax.jit, static_argnames=("window", "axis", "ddof"))
+@functools.partial(checked_jit, static_argnames=("window", "axis", "ddof"))
 def rolling_std(x: jax.Array, window: int, axis: int = 0, ddof: int = 1) -> jax.Array:
     """Standard deviation over every run of ``window`` consecutive samples ("valid" only).
 

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._checks import check_choice, check_int
+from ._jit import checked_jit
 from ._series import as_series
 
 DetrendKind = Literal["constant", "linear"]
@@ -66,7 +67,7 @@ def _standardize_apply(
     return jnp.where(constant, centred if new_data else 0, centred / scale)
 
 
-@functools.partial(jax.jit, static_argnames=("axis", "ddof"))
+@functools.partial(checked_jit, static_argnames=("axis", "ddof"))
 def standardize(x: jax.Array, axis: int = 0, ddof: int = 0) -> jax.Array:
     """Centre each series to mean 0 and scale it to standard deviation 1.
 
@@ -127,7 +128,7 @@ def detrend_along(x: jax.Array, kind: DetrendKind | bool | None, axis: int) -> j
     return centred - slope * t
 
 
-@functools.partial(jax.jit, static_argnames=("type", "axis"))
+@functools.partial(checked_jit, static_argnames=("type", "axis"))
 def detrend(x: jax.Array, type: DetrendKind = "linear", axis: int = 0) -> jax.Array:
     """Remove the mean (``type="constant"``) or the least-squares line (``"linear"``).
 

@@ -17,8 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .._checks import check_choice, check_int, check_number
-from .._errors import ShapeError
+from .._checks import check_bool, check_choice, check_int, check_number
+from .._errors import InvalidValueError, ShapeError
+from ._jit import checked_jit
 from ._scaling import detrend_along
 from ._series import as_series
 
@@ -234,7 +235,7 @@ def _frequencies(n: int, fs: float, onesided: bool, dtype) -> jax.Array:
 
 
 @functools.partial(
-    jax.jit,
+    checked_jit,
     static_argnames=("fs", "window", "detrend", "return_onesided", "scaling", "axis"),
 )
 def periodogram(
@@ -277,8 +278,8 @@ def periodogram(
     """
     owner = "periodogram"
     fs = _spectral_checks(owner, fs, window, detrend, scaling)
+    onesided = check_bool(return_onesided, "return_onesided", owner=owner)
     x, axis, n = as_series(x, axis, owner)
-    onesided = bool(return_onesided)
     power = _power(x, axis, fs, window, detrend, onesided, scaling)
     return _frequencies(n, fs, onesided, x.dtype), jnp.moveaxis(power, -1, axis)
 
@@ -290,7 +291,7 @@ def _median_bias(count: int) -> float:
 
 
 @functools.partial(
-    jax.jit,
+    checked_jit,
     static_argnames=(
         "fs",
         "window",
@@ -373,13 +374,14 @@ def welch(
     return _frequencies(nperseg, fs, True, series.dtype), jnp.moveaxis(power, -1, axis)
 
 
-@functools.partial(jax.jit, static_argnames=("fs", "axis"))
 def dominant_period(x: jax.Array, fs: float = 1.0, axis: int = 0) -> jax.Array:
     """Period of the strongest non-constant oscillation of each series.
 
     The period is ``1 / f`` at the largest bin of the one-sided boxcar periodogram
     (mean removed) above frequency 0, in the units of ``1 / fs``. Ties go to the lowest
-    frequency. A series with no power above frequency 0 (a constant) gives NaN.
+    frequency. A finite series with no power above frequency 0 (a constant) has no period:
+    an :class:`~liam_core.InvalidValueError` names it; inside an outer ``jax.jit``, where
+    values cannot be checked, it gives NaN (as does a series holding NaN or inf).
 
     Args:
         x: ``[time]`` or ``[time, metrics]`` array with at least 2 samples.
@@ -398,6 +400,26 @@ def dominant_period(x: jax.Array, fs: float = 1.0, axis: int = 0) -> jax.Array:
 
     Oracle: ``1 / f[1:][argmax(p[1:])]`` of ``scipy.signal.periodogram(x, fs, axis=axis)``.
     """
+    period = _dominant_period(x, fs, axis)
+    if isinstance(period, jax.core.Tracer):
+        return period
+    missing = np.isnan(np.asarray(period))
+    if missing.any():
+        # NaN from finite input is a series without any power above frequency 0.
+        values = np.asarray(x)
+        finite = np.isfinite(values).all(axis=axis % values.ndim)
+        constant = missing & finite
+        if constant.any():
+            where = "" if values.ndim == 1 else f" at column {int(np.argmax(constant))}"
+            raise InvalidValueError(
+                f"dominant_period: `x` must vary along axis {axis % values.ndim} (a constant "
+                f"series has no period), got a series without power above frequency 0{where}"
+            )
+    return period
+
+
+@functools.partial(checked_jit, static_argnames=("fs", "axis"))
+def _dominant_period(x: jax.Array, fs: float, axis: int) -> jax.Array:
     owner = "dominant_period"
     fs = check_number(fs, "fs", positive=True, owner=owner)
     x, axis, n = as_series(x, axis, owner)

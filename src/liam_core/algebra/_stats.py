@@ -21,8 +21,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .._checks import as_float_array, as_real_array, check_int, check_ndim, check_number, quote
-from .._errors import ConfigError, EmptyInputError, ShapeError
+from .._checks import (
+    as_float_array,
+    as_real_array,
+    check_fits_in_memory,
+    check_int,
+    check_ndim,
+    check_number,
+    quote,
+)
+from .._errors import EmptyInputError, InvalidValueError, ShapeError
+from ._jit import checked_jit
 
 # ---------------------------------------------------------------------------------------
 # Shared plumbing
@@ -115,7 +124,7 @@ def _scaled_gap(count_first: jax.Array, count_second: jax.Array, n1: int, n2: in
 # ---------------------------------------------------------------------------------------
 
 
-@jax.jit
+@checked_jit
 def ks_statistic(reference: jax.Array, current: jax.Array) -> jax.Array:
     """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the empirical CDFs.
 
@@ -180,7 +189,6 @@ def _weighted_cdf(values: jax.Array, weights: jax.Array | None):
     return cumulative / total, invalid
 
 
-@jax.jit
 def wasserstein_1d(
     u_values: jax.Array,
     v_values: jax.Array,
@@ -190,9 +198,10 @@ def wasserstein_1d(
     """First Wasserstein (earth mover's) distance between two 1-D empirical distributions.
 
     The integral of ``|U(t) - V(t)|`` over ``t``, where ``U`` and ``V`` are the (weighted)
-    empirical CDFs. Weights need not sum to 1 but must be non-negative with a positive sum;
-    they are values, not settings, so they cannot be checked while tracing: invalid weights
-    give NaN (scipy raises).
+    empirical CDFs. Weights need not sum to 1 but must be non-negative with a positive sum:
+    finite weights that are not raise :class:`~liam_core.InvalidValueError`, as scipy
+    raises. Inside an outer ``jax.jit`` their values cannot be checked, and invalid
+    weights give NaN.
 
     Args:
         u_values: ``[n]`` or ``[n, columns]`` sample.
@@ -212,6 +221,33 @@ def wasserstein_1d(
     Oracle: ``scipy.stats.wasserstein_distance(u_values, v_values, u_weights, v_weights)``,
     per column.
     """
+    distance = _wasserstein_1d(u_values, v_values, u_weights, v_weights)
+    if isinstance(distance, jax.core.Tracer) or not np.isnan(np.asarray(distance)).any():
+        return distance
+    for name, weights in (("u_weights", u_weights), ("v_weights", v_weights)):
+        if weights is None or isinstance(weights, jax.core.Tracer):
+            continue
+        values = np.asarray(weights, dtype=np.float64)
+        if not np.isfinite(values).all():
+            continue  # NaN in, NaN out
+        if (values < 0).any():
+            where = tuple(int(i) for i in np.argwhere(values < 0)[0])
+            raise InvalidValueError(
+                f"wasserstein_1d: `{name}` must be non-negative with a positive sum, got "
+                f"{quote(values[where])} at index {where}"
+            )
+        totals = np.atleast_1d(values.sum(axis=0))
+        if not (totals > 0).all():
+            column = "" if values.ndim == 1 else f" in column {int(np.argmin(totals > 0))}"
+            raise InvalidValueError(
+                f"wasserstein_1d: `{name}` must be non-negative with a positive sum, got a sum "
+                f"of {quote(float(totals[np.argmin(totals > 0)]))}{column}"
+            )
+    return distance
+
+
+@checked_jit
+def _wasserstein_1d(u_values, v_values, u_weights, v_weights) -> jax.Array:
     owner = "wasserstein_1d"
     u_values, v_values = _two_samples(u_values, v_values, owner, ("u_values", "v_values"))
     u_weights = _check_weights(u_weights, u_values, owner, "u_weights", "u_values")
@@ -275,7 +311,7 @@ def _bin_fractions(sample: jax.Array, edges: jax.Array) -> jax.Array:
     return (above[:-1] - above[1:]).astype(sample.dtype) / n
 
 
-@functools.partial(jax.jit, static_argnames=("bins", "eps"))
+@functools.partial(checked_jit, static_argnames=("bins", "eps"))
 def psi(reference: jax.Array, current: jax.Array, bins: int = 10, eps: float = 1e-6) -> jax.Array:
     """Population stability index of the current sample against the reference sample.
 
@@ -317,11 +353,15 @@ def psi(reference: jax.Array, current: jax.Array, bins: int = 10, eps: float = 1
     """
     owner = "psi"
     bins = check_int(bins, "bins", minimum=2, owner=owner)
-    # check_number has no open interval: it checks the type and finiteness, this the range.
-    if not 0 < check_number(eps, "eps", owner=owner) < 1:
-        raise ConfigError(f"{owner}: `eps` must be a finite number in (0, 1), got {quote(eps)}")
+    check_number(eps, "eps", minimum=0, maximum=1, open_interval=True, owner=owner)
     reference, current = _two_samples(reference, current, owner, ("reference", "current"))
     first, second = _columns(reference), _columns(current)
+    rows = first.shape[0] + second.shape[0]
+    check_fits_in_memory(
+        bins * rows * first.shape[1] * first.dtype.itemsize, "bins",
+        f"the [observations, bins, columns] = [{rows}, {bins}, {first.shape[1]}] comparisons",
+        owner=owner,
+    )  # fmt: skip
     edges = _reference_quantiles(first, bins)
     expected = jnp.maximum(_bin_fractions(first, edges), eps)
     actual = jnp.maximum(_bin_fractions(second, edges), eps)

@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 import jax
 
 from .._checks import quote
-from .._errors import ConfigError, ConfigTypeError
+from .._errors import ConfigError, ConfigTypeError, InvalidTypeError
+from ._jit import checked_jit
 
 State = Any
 InitFn = Callable[[jax.Array], State]
@@ -73,9 +74,15 @@ def stateless(fn: Callable[[jax.Array], jax.Array]) -> Transform:
 
     def apply(state: tuple[()], x: jax.Array) -> jax.Array:
         del state
-        return fn(x)
+        try:
+            return fn(x)
+        except jax.errors.TracerArrayConversionError:
+            raise InvalidTypeError(
+                f"stateless: `fn` must be a function JAX can trace (jnp.abs, not np.abs), got "
+                f"{quote(fn)}, which converts its traced input to a numpy array"
+            ) from None
 
-    return Transform(jax.jit(init), jax.jit(apply))
+    return Transform(checked_jit(init), checked_jit(apply))
 
 
 def identity() -> Transform:
@@ -130,4 +137,4 @@ def chain(*transforms: Transform) -> Transform:
             x = transform.apply(state, x)
         return x
 
-    return Transform(jax.jit(init), jax.jit(apply))
+    return Transform(checked_jit(init), checked_jit(apply))

@@ -19,10 +19,16 @@ Example:
 
 from __future__ import annotations
 
-import jax
+from typing import Any
 
-from .._checks import as_float_array, check_choice
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._checks import as_float_array, check_choice, quote
+from .._errors import ConfigTypeError, ShapeError
 from . import _binary, _linalg, _rolling, _scaling, _spectra
+from ._jit import checked_jit
 from ._linalg import ProjectionKind, WhiteningMethod
 from ._scaling import DetrendKind, StandardizeState
 from ._series import as_series
@@ -59,14 +65,20 @@ def standardize() -> Transform:
         [[0.0], [3.0]]
     """
 
+    owner = "transforms.standardize"
+
     def init(x):
-        x, _, _ = as_series(x, 0, "transforms.standardize")
+        x, _, _ = as_series(x, 0, owner)
         return _scaling._standardize_fit(x, 0, 0)
 
     def apply(state, x):
+        _check_state(state, StandardizeState, owner)
+        x, _, _ = as_series(x, 0, owner)
+        _check_width(x.shape[1:], state.shift.shape, owner)
+        state, x = _common_dtype(state, x)
         return _scaling._standardize_apply(state, x, 0, new_data=True)
 
-    return Transform(init, jax.jit(apply))
+    return Transform(init, checked_jit(apply))
 
 
 def detrend(type: DetrendKind = "linear") -> Transform:
@@ -106,6 +118,7 @@ def pca(n_components: int | None = None, *, whiten: bool = False) -> Transform:
         return _linalg._fit_pca(x, n_components, "transforms.pca")
 
     def apply(state, x):
+        _check_state(state, _linalg.PCAState, "transforms.pca")
         return _linalg._project_pca(state, x, whiten, "transforms.pca")
 
     return Transform(init, apply)
@@ -119,10 +132,19 @@ def whiten(method: WhiteningMethod = "zca", eps: float | None = None) -> Transfo
     """
     check_choice(method, "method", WhiteningMethod, owner="transforms.whiten")
 
-    def init(x):
-        return _linalg._fit_whitening(x, method, eps, "transforms.whiten")
+    owner = "transforms.whiten"
 
-    return Transform(init, _linalg._whitening_apply)
+    def init(x):
+        return _linalg._fit_whitening(x, method, eps, owner)
+
+    def apply(state, x):
+        _check_state(state, _linalg.WhiteningState, owner)
+        x = as_float_array(x, "x", ndim=2, owner=owner)
+        _check_width(x.shape[1:], state.mean.shape, owner)
+        state, x = _common_dtype(state, x)
+        return _linalg._whitening_apply(state, x)
+
+    return Transform(init, apply)
 
 
 def random_projection(
@@ -137,6 +159,16 @@ def random_projection(
         )
 
     def apply(matrix, x):
+        owner = "transforms.random_projection"
+        if not isinstance(matrix, jax.Array | np.ndarray) or matrix.ndim != 2:
+            raise ConfigTypeError(
+                f"{owner}: `state` must be the [n_components, n_features] matrix its init() "
+                f"returned, got {type(matrix).__name__}"
+            )
+        matrix = as_float_array(matrix, "state", ndim=2, owner=owner)
+        x = as_float_array(x, "x", ndim=2, owner=owner)
+        _check_width(x.shape[1:], matrix.shape[1:], owner)
+        matrix, x = _common_dtype(matrix, x)
         return _linalg._project_rows(x, matrix)
 
     return Transform(init, apply)
@@ -157,3 +189,33 @@ def sign_hash(n_bits: int, *, key: jax.Array) -> Transform:
         return _binary.sign_hash(x, hyperplanes)
 
     return Transform(init, apply)
+
+
+def _check_state(state: Any, kind: type, owner: str) -> None:
+    if not isinstance(state, kind):
+        raise ConfigTypeError(
+            f"{owner}: `state` must be the {kind.__name__} its init() returned, got "
+            f"{type(state).__name__}: {quote(state)}"
+        )
+
+
+def _check_width(got: tuple[int, ...], fitted: tuple[int, ...], owner: str) -> None:
+    if tuple(got) != tuple(fitted):
+        raise ShapeError(
+            f"{owner}: `x` must have the columns {list(fitted)} the state was fitted on, got "
+            f"columns {list(got)}"
+        )
+
+
+def _common_dtype(state: Any, x: jax.Array) -> tuple[Any, jax.Array]:
+    """State and data in one float dtype, numpy's promotion (strict mode would refuse it)."""
+    dtypes = {leaf.dtype for leaf in jax.tree_util.tree_leaves(state)} | {x.dtype}
+    floating = [d for d in dtypes if jnp.issubdtype(d, jnp.floating)]
+    if len(floating) <= 1:
+        return state, x
+    dtype = np.result_type(*floating)
+    cast = jax.tree_util.tree_map(
+        lambda leaf: leaf.astype(dtype) if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf,
+        (state, x),
+    )
+    return cast

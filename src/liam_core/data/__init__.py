@@ -1,17 +1,26 @@
-"""Data sources, all yielding ``Batch``: synthetic telemetry, CSV/Parquet readers, bundled sets."""
+"""Data sources, all yielding ``Batch``: your own files and frames, synthetic telemetry, bundled sets."""
 
+from .._errors import DataError as DataError
+from .._errors import DataFileNotFoundError as DataFileNotFoundError
+from .._errors import EmptyDataError as EmptyDataError
 from ._batch import Batch as Batch
 from ._batch import concat_batches as concat_batches
+from ._source import KIND_FIELDS as KIND_FIELDS
 from ._source import DataKind as DataKind
 from ._source import DataSpec as DataSpec
 from ._source import OpenedSource as OpenedSource
 from ._source import open_source as open_source
+from ._timeseries import Aggregation as Aggregation
+from ._timeseries import Duplicates as Duplicates
+from ._timeseries import Layout as Layout
+from ._timeseries import NanPolicy as NanPolicy
+from ._timeseries import TimeUnit as TimeUnit
 from .bundled import BUNDLED as BUNDLED
 from .bundled import BundledDataset as BundledDataset
 from .bundled import BundledNanPolicy as BundledNanPolicy
 from .bundled import load_bundled as load_bundled
-from .readers import NanPolicy as NanPolicy
 from .readers import read_csv as read_csv
+from .readers import read_frame as read_frame
 from .readers import read_parquet as read_parquet
 from .synthetic import ANOMALY_KINDS as ANOMALY_KINDS
 from .synthetic import METRICS as METRICS

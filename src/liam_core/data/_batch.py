@@ -1,4 +1,4 @@
-"""``Batch``: the one container every data source yields (values, names, mask, labels)."""
+"""``Batch``: the one container every data source yields (values, names, mask, entities, labels)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .._errors import EmptyInputError, InvalidTypeError, ShapeError
 __all__ = ["Batch", "concat_batches"]
 
 # Arrays of a Batch that have one entry per row (and are concatenated along rows).
-_ROW_FIELDS = ("values", "mask", "timestamps", "team", "shift", "anomaly", "target")
+_ROW_FIELDS = ("values", "mask", "timestamps", "entity", "shift", "anomaly", "target")
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,13 +32,19 @@ class Batch:
             batch knows where it sits; ``stop = start + rows``.
         mask: ``bool [rows, metrics]``, True where a value is valid; ``None`` when every
             value is valid by construction.
-        timestamps: ``datetime64[s] [rows]``.
-        team: ``int32 [rows]`` team id (synthetic telemetry).
+        timestamps: ``datetime64[s] [rows]`` (UTC; ``datetime64[ns]`` for sub-second steps).
+        entity: ``int32 [rows]`` entity code of each row (a host, a service, a team), an
+            index into ``entity_names``.
         shift: ``int8 [rows]`` work shift, an index into ``liam_core.data.SHIFTS``.
-        anomaly: ``int8 [rows, metrics]`` ground-truth anomaly kind of each cell, an index
-            into ``liam_core.data.ANOMALY_KINDS`` (0 is "none").
+        anomaly: ``int8 [rows, metrics]`` ground-truth (labelled) anomaly kind of each
+            cell, an index into ``anomaly_names`` (0 is "none").
         target: ``[rows]`` supervised target (scikit-learn datasets).
         source: where the rows came from, for messages.
+        entity_names: the name of each entity code, in code order (required with
+            ``entity``); time series order them sorted, synthetic telemetry names them
+            ``team-0``, ``team-1``, ...
+        anomaly_names: the name of each anomaly code, ``"none"`` first (``None``: the
+            synthetic kinds ``liam_core.data.ANOMALY_KINDS``).
 
     Example:
         >>> import numpy as np
@@ -53,11 +59,13 @@ class Batch:
     start: int = 0
     mask: np.ndarray | None = None
     timestamps: np.ndarray | None = None
-    team: np.ndarray | None = None
+    entity: np.ndarray | None = None
     shift: np.ndarray | None = None
     anomaly: np.ndarray | None = None
     target: np.ndarray | None = None
     source: str = ""
+    entity_names: tuple[str, ...] | None = None
+    anomaly_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         names = check_names(self.metric_names, "metric_names", owner="Batch")
@@ -82,7 +90,7 @@ class Batch:
                     f"Batch: `{name}` must have the shape {values.shape} of `values`, "
                     f"got {np.shape(array)}"
                 )
-        for name in ("timestamps", "team", "shift", "target"):
+        for name in ("timestamps", "entity", "shift", "target"):
             array = getattr(self, name)
             if array is not None and np.shape(array) != (rows,):
                 raise ShapeError(
@@ -90,6 +98,18 @@ class Batch:
                     f"got {np.shape(array)}"
                 )
         object.__setattr__(self, "start", check_int(self.start, "start", minimum=0, owner="Batch"))
+        if (self.entity is None) != (self.entity_names is None):
+            raise ShapeError(
+                "Batch: `entity` and `entity_names` must be given together, got "
+                f"entity={'an array' if self.entity is not None else None}, "
+                f"entity_names={quote(self.entity_names)}"
+            )
+        if self.entity_names is not None:
+            entity_names = check_names(self.entity_names, "entity_names", owner="Batch")
+            object.__setattr__(self, "entity_names", entity_names)
+        if self.anomaly_names is not None:
+            anomaly_names = check_names(self.anomaly_names, "anomaly_names", owner="Batch")
+            object.__setattr__(self, "anomaly_names", anomaly_names)
 
     def __repr__(self) -> str:
         extras = [name for name in _ROW_FIELDS[1:] if getattr(self, name) is not None]
@@ -193,6 +213,11 @@ def concat_batches(batches: Iterable[Batch]) -> Batch:
         if part.arrays().keys() != first.arrays().keys():
             raise ShapeError(
                 f"batch {index} holds {sorted(part.arrays())}; batch 0 holds {sorted(first.arrays())}"
+            )
+        if part.entity_names != first.entity_names:
+            raise ShapeError(
+                f"batch {index} has the entities {quote(part.entity_names)}; batch 0 has "
+                f"{quote(first.entity_names)}"
             )
     if len(parts) == 1:
         return first

@@ -109,7 +109,7 @@ class AnomalyEvents:
 
     Attributes:
         kind: ``int8`` code, an index into ``ANOMALY_KINDS``.
-        team: ``int32`` team id.
+        entity: ``int32`` team id (the entity code of ``Batch.entity``).
         metric: ``int32`` column in ``metric_names``, or -1 for all (dropouts).
         first_row: ``int64`` first affected row.
         n_steps: ``int32`` number of time steps (1 for a spike).
@@ -118,7 +118,7 @@ class AnomalyEvents:
     """
 
     kind: np.ndarray
-    team: np.ndarray
+    entity: np.ndarray
     metric: np.ndarray
     first_row: np.ndarray
     n_steps: np.ndarray
@@ -219,8 +219,8 @@ class SyntheticTelemetry:
         ([4096, 4096, 1808], dtype('float32'))
         >>> telemetry.metric_names[:3]
         ('productivity', 'efficiency', 'quality')
-        >>> print(batches[0].timestamps[4], batches[0].team[4], batches[0].shift[4])
-        2026-01-05T00:15:00 0 0
+        >>> print(batches[0].timestamps[4], batches[0].entity_names[batches[0].entity[4]])
+        2026-01-05T00:15:00 team-0
     """
 
     n_records: int
@@ -297,6 +297,11 @@ class SyntheticTelemetry:
         return self.metrics
 
     @property
+    def entity_names(self) -> tuple[str, ...]:
+        """Names of the teams, the entities of ``Batch.entity``: ``team-0``, ``team-1``, ..."""
+        return tuple(f"team-{team}" for team in range(self.n_teams))
+
+    @property
     def n_steps(self) -> int:
         """Number of time steps the records span (the last one may be partial)."""
         return -(-self.n_records // self.n_teams)
@@ -355,7 +360,7 @@ class SyntheticTelemetry:
             batch_size: rows per batch (the last one may be smaller).
 
         Returns:
-            An iterator of ``Batch`` with ``values``, ``timestamps``, ``team``, ``shift``
+            An iterator of ``Batch`` with ``values``, ``timestamps``, ``entity``, ``shift``
             and ``anomaly``.
 
         Example:
@@ -389,7 +394,7 @@ class SyntheticTelemetry:
         keep = (first_row < self.n_records) & (selected | (events["metric"] < 0))
         return AnomalyEvents(
             kind=events["kind"][keep],
-            team=events["team"][keep].astype(np.int32),
+            entity=events["team"][keep].astype(np.int32),
             metric=column[events["metric"][keep]],
             first_row=first_row[keep],
             n_steps=events["n_steps"][keep],
@@ -593,10 +598,12 @@ class SyntheticTelemetry:
             metric_names=self.metrics,
             start=start,
             timestamps=seconds.astype("datetime64[s]"),
-            team=(row % self.n_teams).astype(np.int32),
+            entity=(row % self.n_teams).astype(np.int32),
             shift=_shift_of(day_s),
             anomaly=np.array(anomaly, copy=True),
             source=f"SyntheticTelemetry(seed={self.seed})",
+            entity_names=self.entity_names,
+            anomaly_names=ANOMALY_KINDS,
         )
 
 

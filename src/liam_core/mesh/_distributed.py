@@ -5,6 +5,11 @@ computation; afterwards ``jax.devices()`` lists the devices of every process and
 runs over all of them (gloo collectives on CPU, NCCL on GPU). This is JAX's own runtime,
 ``jax.distributed.initialize``, with liam-core's checks and errors around it, and a short
 heartbeat timeout by default: a lost peer then stops the survivors in seconds, not minutes.
+
+Start-up waits at most ``initialization_timeout_s`` for every process to join, then raises a
+:class:`~liam_core.DistributedError` naming the coordinator and the process count. JAX itself
+would abort the process with a C++ stack trace when its own deadline passes, so the runtime
+is started in a helper thread that JAX gives a few seconds more than the caller waits.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 
@@ -27,6 +34,9 @@ Measured on CPU: with 10 s, the survivor of a killed peer stopped after about 6 
 
 DEFAULT_INITIALIZATION_TIMEOUT_S = 60
 """Seconds to wait for every process to join before giving up (JAX's own default is 300)."""
+
+_JAX_GRACE_S = 10
+"""Seconds JAX's own start-up deadline (which aborts the process) lies past the caller's."""
 
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.\-]+):(\d{1,5})$")
 _CLUSTER_HINT = (
@@ -112,7 +122,9 @@ def distributed(
 
     A peer that dies is noticed within ``heartbeat_timeout_s``; JAX then aborts the surviving
     processes (exit status 134) with a message naming the lost task, rather than letting a
-    collective wait forever.
+    collective wait forever. Processes that do not all join within
+    ``initialization_timeout_s`` give a :class:`DistributedError`; the runtime cannot be
+    started again in that process (JAX ends it a few seconds later), so let the error end it.
 
     Args:
         coordinator_address: ``'host:port'`` of process 0, for example ``'127.0.0.1:12345'``.
@@ -163,13 +175,16 @@ def distributed(
         )
     if cpu_devices is not None:
         jax.config.update("jax_num_cpu_devices", cpu_devices)
+    where = coordinator_address or os.environ.get(
+        "JAX_COORDINATOR_ADDRESS", "(detected from the cluster environment)"
+    )
     try:
-        jax.distributed.initialize(
+        joined = _initialize_within(
+            initialization_timeout_s,
             coordinator_address=coordinator_address,
             num_processes=num_processes,
             process_id=process_id,
             local_device_ids=local_device_ids,
-            initialization_timeout=initialization_timeout_s,
             heartbeat_timeout_seconds=heartbeat_timeout_s,
         )
     except ValueError as error:
@@ -179,12 +194,19 @@ def distributed(
             f"no cluster environment detected ({error}); {_CLUSTER_HINT}"
         ) from error
     except RuntimeError as error:  # XlaRuntimeError derives from RuntimeError
-        where = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS", "(from env)")
         raise DistributedError(
             f"could not start the distributed runtime with coordinator {where}, "
             f"num_processes={num_processes}, process_id={process_id} within "
             f"{initialization_timeout_s} s: {error}"
         ) from error
+    if not joined:
+        count = num_processes if num_processes is not None else "(from the environment)"
+        raise DistributedError(
+            f"distributed: process {process_id} waited {initialization_timeout_s} s for all "
+            f"{count} processes to join the coordinator at {where}, in vain; start every "
+            "process (the same command, each with its own process id), or wait longer "
+            "(initialization_timeout_s; mesh.processes.init_timeout_s in a config)"
+        )
     return DistributedInfo(
         process_index=jax.process_index(),
         process_count=jax.process_count(),
@@ -192,3 +214,30 @@ def distributed(
         local_device_count=jax.local_device_count(),
         global_device_count=jax.device_count(),
     )
+
+
+def _initialize_within(timeout_s: int, **options: Any) -> bool:
+    """``jax.distributed.initialize(**options)``; ``False`` if it has not joined in ``timeout_s``.
+
+    JAX aborts the whole process (``LOG(FATAL)``) when its own deadline passes, so it runs in
+    a daemon thread with a deadline :data:`_JAX_GRACE_S` later than the wait here; errors it
+    raises are raised here.
+    """
+    outcome: list[BaseException | None] = []
+
+    def start() -> None:
+        try:
+            jax.distributed.initialize(**options, initialization_timeout=timeout_s + _JAX_GRACE_S)
+        except BaseException as error:  # handed to the caller's thread
+            outcome.append(error)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=start, name="liam-distributed-start", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if not outcome:
+        return False
+    if outcome[0] is not None:
+        raise outcome[0]
+    return True

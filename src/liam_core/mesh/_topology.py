@@ -209,14 +209,35 @@ class ProcessSpec:
     """Multi-process settings; ``num_processes=1`` means a single process (no runtime started).
 
     ``None`` fields are taken from the environment as JAX detects it (SLURM and others).
+
+    Args:
+        coordinator_address: ``host:port`` of process 0.
+        num_processes: how many processes take part (1: this one only).
+        process_id: this process's id, below ``num_processes``.
+        heartbeat_timeout_s: seconds without a heartbeat before a peer counts as lost.
+        init_timeout_s: seconds to wait at start-up for every process to join the
+            coordinator; then start-up fails with a :class:`~liam_core.DistributedError`.
+
+    Example:
+        >>> from liam_core.mesh import ProcessSpec
+        >>> ProcessSpec("127.0.0.1:12355", num_processes=2, process_id=1).init_timeout_s
+        60
     """
 
     coordinator_address: str | None = None
     num_processes: int | None = 1
     process_id: int | None = 0
     heartbeat_timeout_s: int = 10
+    init_timeout_s: int = 60
 
     def __post_init__(self) -> None:
+        if self.coordinator_address is not None and (
+            not isinstance(self.coordinator_address, str) or not self.coordinator_address
+        ):
+            raise ConfigTypeError(
+                "`mesh.processes.coordinator_address` must be 'host:port' or null, got "
+                f"{type(self.coordinator_address).__name__}: {quote(self.coordinator_address)}"
+            )
         if self.num_processes is not None:
             check_int(self.num_processes, "mesh.processes.num_processes")
         if self.process_id is not None:
@@ -229,6 +250,7 @@ class ProcessSpec:
                 why="" if upper is None else " (below mesh.processes.num_processes)",
             )
         check_int(self.heartbeat_timeout_s, "mesh.processes.heartbeat_timeout_s")
+        check_int(self.init_timeout_s, "mesh.processes.init_timeout_s", why=" (seconds)")
 
     @property
     def is_multiprocess(self) -> bool:
@@ -291,6 +313,11 @@ class MeshSpec:
             raise ConfigTypeError(
                 f"`mesh.processes` must be a ProcessSpec, got {type(self.processes).__name__}"
             )
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigTypeError(
+                f"`mesh.name` must be a non-empty string, got {type(self.name).__name__}: "
+                f"{quote(self.name)}"
+            )
 
     @property
     def data_axes(self) -> tuple[str, ...]:
@@ -306,9 +333,15 @@ class MeshSpec:
             # The format of liam_core.config for every group's unknown fields.
             raise ConfigError(f"mesh has unknown fields {unknown}; allowed: {sorted(fields)}")
         settings = dict(settings)
-        processes = settings.pop("processes", None) or {}
+        processes = settings.pop("processes", None)
+        processes = {} if processes is None else processes
         if not isinstance(processes, ProcessSpec):
             allowed = {field.name for field in dataclasses.fields(ProcessSpec)}
+            if not isinstance(processes, Mapping):
+                raise ConfigTypeError(
+                    f"`mesh.processes` must be a mapping of {sorted(allowed)}, got "
+                    f"{type(processes).__name__}: {quote(processes)}"
+                )
             unknown = sorted(set(processes) - allowed)
             if unknown:
                 raise ConfigError(

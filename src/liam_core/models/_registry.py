@@ -16,7 +16,7 @@ from typing import Any
 import equinox as eqx
 import jax
 
-from .._checks import check_choice, check_int
+from .._checks import check_choice, check_fits_in_memory, check_int, memory_bytes
 from .._errors import ConfigError, InvalidTypeError
 from ._autoencoder import Autoencoder
 from ._mlp import MLPClassifier, MLPRegressor
@@ -74,7 +74,44 @@ def make_model(name: str, *, seed: int = 0, **settings: Any) -> eqx.Module:
     ]
     if missing:
         raise ConfigError(f"make_model: {name} needs the settings {missing}")
+    _check_size(settings)
     return cls(**settings, key=jax.random.key(seed))
+
+
+_SIZES = ("in_features", "width", "depth", "latent", "out_features", "n_classes")
+
+
+def _check_size(settings: Mapping[str, Any]) -> None:
+    """Refuse sizes whose weights would not fit in memory, naming the largest setting.
+
+    A layer of ``width=10**12`` (or ``depth=10**12`` layers) would otherwise be allocated,
+    or looped over, before anything says it is too large. Types and ranges are left to the
+    constructors, which check each setting.
+    """
+    sizes = {
+        key: int(value)
+        for key, value in settings.items()
+        if key in _SIZES and isinstance(value, int) and not isinstance(value, bool) and value > 0
+    }
+    if not sizes:
+        return
+    if "depth" in sizes:
+        check_int(sizes["depth"], "depth", minimum=0, maximum=_MAX_DEPTH, owner="make_model")
+    width = sizes.get("width", 1)
+    ends = sum(sizes.get(key, 0) for key in ("in_features", "latent", "out_features", "n_classes"))
+    # Each layer's weights and biases in float32, twice (an autoencoder has two halves).
+    n_bytes = 8 * (ends * width + sizes.get("depth", 0) * (width * width + width) + ends)
+    if n_bytes > memory_bytes():
+        largest = max(sizes, key=lambda key: sizes[key])
+        check_fits_in_memory(
+            n_bytes,
+            largest,
+            f"the model's weights ({sizes})",
+            owner="make_model",
+        )
+
+
+_MAX_DEPTH = 10_000  # layers: deeper stacks are built one Python object per layer
 
 
 def model_config(model: eqx.Module) -> dict[str, Any]:

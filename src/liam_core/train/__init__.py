@@ -6,20 +6,32 @@ parameters, optimizer state, step, RNG and data position, so a run killed at any
 stopped on 8 devices and resumed on 2, ends with the same bytes as one that never stopped.
 The job (:func:`run_training`) trains each kind of model for its :class:`Task`, which
 chooses the per-example loss and what is measured.
+
+A run folder takes one process at a time (:class:`RunLock`); its checkpoints carry the
+:func:`fingerprint` of the run that wrote them, and ``train.resume`` (:data:`ResumePolicy`)
+says whether a run with another one resumes (:class:`ResumeError` by default). SIGINT and
+SIGTERM stop training between steps with a checkpoint (:class:`TrainingInterrupted`).
 """
 
 from .._errors import CheckpointError as CheckpointError
+from .._errors import ResumeError as ResumeError
+from .._errors import RunLockedError as RunLockedError
 from .._evidence import detection_quality as detection_quality
 from ._anomaly import anomaly_scores as anomaly_scores
 from ._anomaly import explain_top_anomalies as explain_top_anomalies
 from ._checkpoint import Checkpoints as Checkpoints
 from ._checkpoint import Restored as Restored
 from ._data import TrainData as TrainData
+from ._interrupt import TrainingInterrupted as TrainingInterrupted
 from ._job import TrackingSpec as TrackingSpec
 from ._job import TrainSettings as TrainSettings
 from ._job import run_training as run_training
 from ._loop import TrainResult as TrainResult
 from ._loop import fit as fit
+from ._run_dir import RESUMABLE as RESUMABLE
+from ._run_dir import RunLock as RunLock
+from ._run_dir import fingerprint as fingerprint
+from ._spec import ResumePolicy as ResumePolicy
 from ._spec import TrainSpec as TrainSpec
 from ._state import TrainState as TrainState
 from ._step import TrainStep as TrainStep

@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -214,8 +214,21 @@ class Checkpoints:
             raise self._error(step, f"its metadata is not a {FORMAT} document", None)
         return meta
 
-    def restore(self, template: TrainState, step: int) -> TrainState:
+    def restore(
+        self,
+        template: TrainState,
+        step: int,
+        *,
+        check: Callable[[int, dict[str, Any]], None] | None = None,
+    ) -> TrainState:
         """Restore checkpoint ``step`` into the structure of ``template``.
+
+        Args:
+            template: a state of the model and optimizer the arrays are restored into.
+            step: the checkpoint's step.
+            check: called with the step and the checkpoint's metadata once the files are
+                verified, before any array is read; it raises to refuse the checkpoint
+                (the run's fingerprint is checked this way).
 
         Raises:
             CheckpointError: the checkpoint is corrupt, partial or unreadable.
@@ -224,6 +237,8 @@ class Checkpoints:
         ocp = self._ocp
         self.verify(step)
         meta = self.metadata(step)
+        if check is not None:
+            check(step, meta)
         expected = template.arrays()
         if meta.get("arrays") != _shapes(expected):
             raise ConfigError(
@@ -243,8 +258,16 @@ class Checkpoints:
             raise self._error(step, "its arrays do not match the digest written with them", None)
         return template.with_arrays(arrays)
 
-    def restore_latest(self, template: TrainState) -> Restored:
+    def restore_latest(
+        self,
+        template: TrainState,
+        *,
+        check: Callable[[int, dict[str, Any]], None] | None = None,
+    ) -> Restored:
         """Restore the newest usable checkpoint, falling back past corrupt ones.
+
+        ``check`` is passed to :meth:`restore`; an error it raises ends the search (an intact
+        checkpoint of another run is refused, not skipped).
 
         Each checkpoint that cannot be used is logged (logger ``liam_core.train``) and
         returned in :attr:`Restored.skipped`; once an older one has been restored, the
@@ -258,7 +281,7 @@ class Checkpoints:
         skipped: list[CheckpointError] = []
         for step in sorted(self.steps, reverse=True):
             try:
-                state = self.restore(template, step)
+                state = self.restore(template, step, check=check)
             except CheckpointError as error:
                 LOGGER.warning("%s; trying the previous checkpoint", error)
                 skipped.append(error)
@@ -270,8 +293,8 @@ class Checkpoints:
         if skipped:
             details = "; ".join(str(error) for error in skipped)
             raise CheckpointError(
-                f"no usable checkpoint in {self.directory}: {details}. Remove the folder to "
-                "train from scratch"
+                f"no usable checkpoint in {self.directory}: {details}. Set train.resume=never "
+                "to train from scratch (the folder is set aside, not deleted)"
             )
         return Restored(state=None, step=None)
 

@@ -14,7 +14,9 @@ for an autoencoder, shift classification for a classifier, regression for a regr
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,15 +26,17 @@ import jax
 import numpy as np
 import optax
 
-from .._checks import check_choice
+from .._checks import check_choice, quote
 from .._digest import digest
-from .._errors import ConfigError, EmptyInputError, InvalidTypeError
+from .._errors import ConfigError, ConfigTypeError, EmptyInputError, InvalidTypeError
 from .._evidence import mesh_summary, plot_training_curves, start_backend, write_json
 from ..alda import LaborArray, SchedulerSpec
 from ..data import Batch, DataSpec, concat_batches, open_source
 from ..mesh import MeshSpec
 from ..models import model_config
+from ._interrupt import TrainingInterrupted
 from ._loop import TrainResult, fit
+from ._run_dir import RunLock, fingerprint, typed_config
 from ._spec import TrainSpec
 from ._step import check_optimizer
 from ._tasks import Evaluation, Split, Task, TaskSpec, task_for
@@ -56,6 +60,15 @@ class TrackingSpec:
 
     def __post_init__(self) -> None:
         check_choice(self.kind, "tracking.kind", TrackingKind)
+        for name, nullable in (("tracking_uri", True), ("experiment", False)):
+            value = getattr(self, name)
+            if (value is None and not nullable) or (
+                value is not None and (not isinstance(value, str) or not value)
+            ):
+                raise ConfigTypeError(
+                    f"`tracking.{name}` must be a non-empty string{' or null' if nullable else ''}"
+                    f", got {type(value).__name__}: {quote(value)}"
+                )
         if self.kind == "mlflow" and not self.tracking_uri:
             raise ConfigError(
                 "tracking.kind='mlflow' needs tracking.tracking_uri, e.g. sqlite:///mlruns/mlflow.db"
@@ -154,9 +167,32 @@ def run_training(settings: TrainSettings) -> dict[str, Any]:
     ``report.json``, ``config.json``, ``metrics.jsonl``, ``training_curves.png`` (and
     ``anomaly_scores.png`` for an autoencoder) and ``checkpoints/``.
 
+    One process at a time: the run folder is locked (:class:`RunLock`) for the whole job,
+    so a second process on it fails at once with a :class:`RunLockedError`. Checkpoints
+    already in the folder are resumed, refused or set aside as ``settings.train.resume``
+    says (:class:`TrainSpec`), comparing their :func:`fingerprint` with this run's. A SIGINT
+    or SIGTERM stops training between two steps with a checkpoint; the job then prints one
+    line on stderr (the step, and how to resume) and exits (``SystemExit``) with status 130
+    or 143, as a command stopped by that signal does.
+
     Returns:
         The report as a dict.
+
+    Raises:
+        RunLockedError: another process runs in ``settings.output_dir``.
+        ResumeError: its checkpoints were written by a run with other settings or data.
     """
+    with RunLock(settings.output_dir):
+        try:
+            return _run_training(settings)
+        except TrainingInterrupted as stop:
+            line = f"{stop}; run the same command again to resume from it"
+            logging.getLogger("liam_core.train").info("%s", line)  # the log file
+            print(line, file=sys.stderr)
+            raise SystemExit(stop.exit_status) from None
+
+
+def _run_training(settings: TrainSettings) -> dict[str, Any]:
     if settings.mesh.processes.is_multiprocess:
         raise ConfigError(
             "the training job runs in one process (its checkpoints are written by one "
@@ -179,6 +215,14 @@ def run_training(settings: TrainSettings) -> dict[str, Any]:
     model, task = _model_and_task(settings, batch)
     optimizer = check_optimizer(settings.optimizer())
     prepared = task.prepare(model, split)
+    run_fingerprint = fingerprint(
+        settings.resolved_config
+        or typed_config(
+            train=settings.train, data=settings.data, task=settings.task, alda=settings.alda
+        ),
+        data=batch.arrays(),
+        model=prepared.model,
+    )
 
     output_dir = Path(settings.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -209,6 +253,7 @@ def run_training(settings: TrainSettings) -> dict[str, Any]:
             progress=settings.progress,
             stop_at=settings.stop_at,
             checkpoint_metadata={"model": model_config(prepared.model)},
+            fingerprint=run_fingerprint,
         )
         evaluation = task.evaluate(result.model, prepared, split, labor=labor, data=settings.data)
         report = _report(settings, task, result, evaluation, split, description)
@@ -251,6 +296,7 @@ def _report(
         "final_loss": next((r["loss"] for r in reversed(result.history) if "loss" in r), None),
         "resumed_from": result.resumed_from,
         "skipped_checkpoints": list(result.skipped_checkpoints),
+        "set_aside": list(result.set_aside),
         "steps_this_run": result.steps_this_call,
         "seconds": result.seconds,
         "batch_size": settings.train.batch_size,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -14,15 +16,19 @@ import jax
 import optax
 
 from .._checks import check_int
-from .._errors import ConfigError, InvalidTypeError, InvalidValueError
+from .._errors import ConfigError, InvalidTypeError, InvalidValueError, ResumeError
 from .._evidence import progress_bar
 from ..alda import LaborArray
 from ._checkpoint import Checkpoints
 from ._data import TrainData, fixed_batches
+from ._interrupt import StopOnSignals, TrainingInterrupted
+from ._run_dir import describe_changes, fingerprint_changes, set_aside
 from ._spec import TrainSpec
 from ._state import TrainState, new_rng
 from ._step import TrainStep
 from ._tracking import MetricsLog, Tracker
+
+LOGGER = logging.getLogger("liam_core.train")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +43,7 @@ class TrainResult:
         skipped_checkpoints: messages of the newer checkpoints that were corrupt and skipped.
         steps_this_call: optimizer steps taken by this call.
         seconds: wall time of this call's steps (compilation included).
+        set_aside: where ``train.resume=never`` moved the earlier checkpoints and metrics.
     """
 
     state: TrainState
@@ -45,6 +52,7 @@ class TrainResult:
     skipped_checkpoints: tuple[str, ...]
     steps_this_call: int
     seconds: float
+    set_aside: tuple[str, ...] = ()
 
     @property
     def model(self) -> eqx.Module:
@@ -86,6 +94,8 @@ def fit(
     stop_at: int | None = None,
     on_step: Callable[[TrainState], None] | None = None,
     checkpoint_metadata: Mapping[str, Any] | None = None,
+    fingerprint: Mapping[str, str] | None = None,
+    stop_on_signals: bool = True,
 ) -> TrainResult:
     """Train ``model`` with ``optimizer`` on ``examples``, resuming from a checkpoint if any.
 
@@ -95,6 +105,13 @@ def fit(
     newest usable checkpoint there (parameters, optimizer state, step, RNG, data position
     and early-stopping counters), so a run killed at any step and started again ends with
     the same bytes as one that never stopped, on the same or on another number of devices.
+
+    ``spec.resume`` decides what happens to checkpoints already in ``checkpoint_dir``:
+    ``"auto"`` resumes when they carry this run's ``fingerprint`` and refuses with a
+    :class:`ResumeError` naming what changed otherwise; ``"never"`` sets them (and the
+    metrics file) aside and starts fresh; ``"force"`` resumes whatever changed. A SIGINT or
+    SIGTERM stops the run between two steps: the step reached is saved and
+    :class:`TrainingInterrupted` is raised; calling ``fit`` again continues from there.
 
     Args:
         model: the initial model (ignored where a checkpoint is restored, except for its
@@ -113,14 +130,21 @@ def fit(
             job would; the next call continues.
         on_step: called with the state after every step.
         checkpoint_metadata: JSON-ready facts written into every checkpoint.
+        fingerprint: what the run's result depends on (:func:`fingerprint`), written into
+            every checkpoint and compared with the checkpoint's when resuming (``None``:
+            nothing is compared but the data order and the shapes of the arrays).
+        stop_on_signals: stop between steps on SIGINT and SIGTERM, with a checkpoint
+            (only in the main thread).
 
     Returns:
         A :class:`TrainResult`.
 
     Raises:
+        ResumeError: the checkpoints were written with another fingerprint (``"auto"``).
         ConfigError: a setting is invalid, or the checkpoints belong to another model.
         CheckpointError: checkpoints exist but none can be restored.
         InvalidValueError: the loss became NaN or infinite.
+        TrainingInterrupted: a SIGINT or SIGTERM stopped the run (after its checkpoint).
 
     Example:
         >>> import numpy as np, optax
@@ -146,19 +170,30 @@ def fit(
         model=model, opt_state=step_fn.init(model), step=0, position=0, rng=new_rng(spec.seed)
     )
 
+    set_aside_paths: tuple[str, ...] = ()
+    if spec.resume == "never":
+        set_aside_paths = _start_fresh(checkpoint_dir, metrics_path)
     checkpoints = (
         Checkpoints(checkpoint_dir, keep=spec.keep_checkpoints) if checkpoint_dir else None
     )
+    stop = StopOnSignals(enabled=stop_on_signals)
     try:
+        stop.__enter__()
         state, resumed_from, skipped = template, None, ()
         data_order = {"rows": data.n_rows, "batch_size": spec.batch_size, "shuffle": spec.shuffle}
         if checkpoints is not None:
-            restored = checkpoints.restore_latest(template)
+            check = _fingerprint_check(checkpoints, fingerprint, forced=spec.resume == "force")
+            restored = checkpoints.restore_latest(template, check=check)
             if restored.state is not None and restored.step is not None:
-                _check_data_order(checkpoints, restored.step, data_order)
+                if spec.resume != "force":
+                    _check_data_order(checkpoints, restored.step, data_order)
                 state, resumed_from = restored.state, restored.step
             skipped = tuple(str(error) for error in restored.skipped)
-        metadata = {"data_order": data_order, **(checkpoint_metadata or {})}
+        metadata = {
+            "data_order": data_order,
+            **({"fingerprint": dict(fingerprint)} if fingerprint is not None else {}),
+            **(checkpoint_metadata or {}),
+        }
         log = MetricsLog(metrics_path, resume_step=state.step) if metrics_path else None
         history = log.records() if log is not None else []
         sinks: list[Any] = [*([log] if log is not None else []), *trackers]
@@ -174,10 +209,11 @@ def fit(
         state = _loop(
             state, step_fn, data, spec, eval_batches, sinks, history, checkpoints,
             progress=progress, stop_at=stop_at, on_step=on_step,
-            metadata=metadata,
+            metadata=metadata, stop=stop,
         )  # fmt: skip
         seconds = time.perf_counter() - started
     finally:
+        stop.__exit__(None, None, None)
         if checkpoints is not None:
             checkpoints.close()
     return TrainResult(
@@ -187,6 +223,7 @@ def fit(
         skipped_checkpoints=skipped,
         steps_this_call=state.step - first_step,
         seconds=seconds,
+        set_aside=set_aside_paths,
     )
 
 
@@ -204,12 +241,29 @@ def _loop(
     stop_at: int | None,
     on_step: Callable[[TrainState], None] | None,
     metadata: Mapping[str, Any] | None,
+    stop: StopOnSignals,
 ) -> TrainState:
     last = spec.steps if stop_at is None else min(spec.steps, stop_at)
     saved = set(checkpoints.steps) if checkpoints is not None else set()
     model, opt_state = state.model, state.opt_state
-    with progress_bar(spec.steps, unit="step", initial=state.step, enabled=progress) as bar:
+
+    def interrupt(state: TrainState) -> TrainingInterrupted:
+        """Save the step reached (unless saved already) and say where the run stopped."""
+        where = None
+        if checkpoints is not None and state.step > 0:
+            if state.step not in saved:
+                checkpoints.save(state, metadata=metadata)
+                saved.add(state.step)
+            where = checkpoints.directory / str(state.step)
+        assert stop.signum is not None
+        return TrainingInterrupted(step=state.step, signum=stop.signum, checkpoint=where)
+
+    with progress_bar(
+        spec.steps, unit="step", label="training", initial=state.step, enabled=progress
+    ) as bar:
         while not state.stopped and state.step < last:
+            if stop.requested:  # between steps: never inside a jitted program
+                raise interrupt(state)
             batch = data.batch(state.position, rng=state.rng)
             model, opt_state, loss = step_fn(model, opt_state, batch)
             step = state.step + 1
@@ -250,7 +304,58 @@ def _loop(
             bar.update(1)
             if on_step is not None:
                 on_step(state)
+    if stop.requested:
+        raise interrupt(state)
     return state
+
+
+def _start_fresh(
+    checkpoint_dir: str | os.PathLike[str] | None, metrics_path: str | os.PathLike[str] | None
+) -> tuple[str, ...]:
+    """``train.resume=never``: move earlier checkpoints and metrics aside (nothing is deleted)."""
+    moved = []
+    for path in (checkpoint_dir, metrics_path):
+        if path is None:
+            continue
+        path = Path(path)
+        if not path.exists():
+            continue
+        empty = not any(path.iterdir()) if path.is_dir() else path.stat().st_size == 0
+        if not empty:
+            target = set_aside(path)
+            LOGGER.warning("train.resume=never: moved %s to %s", path, target)
+            moved.append(str(target))
+    return tuple(moved)
+
+
+def _fingerprint_check(
+    checkpoints: Checkpoints, fingerprint: Mapping[str, str] | None, *, forced: bool
+) -> Callable[[int, dict[str, Any]], None] | None:
+    """The check of a checkpoint's fingerprint against this run's (``None``: no check)."""
+    if fingerprint is None:
+        return None
+
+    def check(step: int, meta: dict[str, Any]) -> None:
+        changes = fingerprint_changes(meta.get("fingerprint"), fingerprint)
+        if not changes:
+            return
+        if forced:
+            LOGGER.warning(
+                "train.resume=force: resuming the checkpoint of step %d in %s although %s",
+                step,
+                checkpoints.directory,
+                describe_changes(changes),
+            )
+            return
+        raise ResumeError(
+            f"the checkpoint of step {step} in {checkpoints.directory} was written by a run "
+            f"with other settings, data or code: {describe_changes(changes)}. Restore those "
+            "settings to resume, or set train.resume=never (start fresh; the old checkpoints "
+            "are set aside, not deleted) or train.resume=force (resume anyway)",
+            changes=changes,
+        )
+
+    return check
 
 
 def _check_data_order(checkpoints: Checkpoints, step: int, data_order: dict[str, Any]) -> None:

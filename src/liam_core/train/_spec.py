@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
-from .._checks import check_bool, check_int, check_number
+from .._checks import check_bool, check_choice, check_int, check_number
 from .._errors import ConfigError
+
+ResumePolicy = Literal["auto", "never", "force"]
+"""Values of ``train.resume``: what a run does with the checkpoints already in its folder.
+
+``auto``: resume from the newest usable one when it was written with the same fingerprint
+(settings, data and code that change the result), start fresh when there is none, refuse
+(:class:`~liam_core.train.ResumeError`) when the fingerprint differs. ``never``: start fresh,
+setting the old checkpoints and metrics aside (never deleting them). ``force``: resume
+whatever the fingerprint says (the differences are logged).
+"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +38,8 @@ class TrainSpec:
         shuffle: visit the training rows in a new random order every epoch (the order is a
             function of ``seed`` and the epoch) instead of in their stored order.
         seed: seed of the run's RNG key (data order); an int >= 0.
+        resume: a :data:`ResumePolicy`: ``"auto"`` (resume when the checkpoints' fingerprint
+            matches), ``"never"`` (start fresh, old checkpoints set aside) or ``"force"``.
 
     Example:
         >>> from liam_core.train import TrainSpec
@@ -48,6 +61,7 @@ class TrainSpec:
     keep_checkpoints: int = 3
     shuffle: bool = True
     seed: int = 0
+    resume: ResumePolicy = "auto"
 
     def __post_init__(self) -> None:
         def check(name: str, minimum: int = 1) -> None:
@@ -68,3 +82,4 @@ class TrainSpec:
         min_delta = check_number(self.min_delta, "train.min_delta", minimum=0)
         object.__setattr__(self, "min_delta", min_delta)
         object.__setattr__(self, "shuffle", check_bool(self.shuffle, "train.shuffle"))
+        check_choice(self.resume, "train.resume", ResumePolicy)

@@ -99,7 +99,7 @@ class TaskSpec:
             )
         check_int(self.top_anomalies, "task.top_anomalies", minimum=0)
         check_int(self.attribution_steps, "task.attribution_steps", minimum=2)
-        if self.target is not None and not isinstance(self.target, str):
+        if self.target is not None and (not isinstance(self.target, str) or not self.target):
             raise ConfigTypeError(
                 f"`task.target` must be a metric name or null, got "
                 f"{type(self.target).__name__}: {quote(self.target)}"
@@ -282,7 +282,7 @@ class AnomalyDetection(Task):
         kinds = batch.anomaly.max(axis=1)
         quality["recall_by_kind"] = {
             name: float(flagged[kinds == code].mean()) if np.any(kinds == code) else None
-            for code, name in enumerate(ANOMALY_KINDS)
+            for code, name in enumerate(batch.anomaly_names or ANOMALY_KINDS)
             if code
         }
         return quality
@@ -299,8 +299,8 @@ class AnomalyDetection(Task):
         )
         for entry in explanations["rows"]:
             row = entry["row"]
-            if batch.team is not None:
-                entry["team"] = int(batch.team[row])
+            if batch.entity is not None:
+                entry["entity"] = batch.entity_names[int(batch.entity[row])]
             if batch.timestamps is not None:
                 entry["time"] = str(batch.timestamps[row])
         return explanations
@@ -321,7 +321,7 @@ def _drift_start(spec: DataSpec, n_rows: int) -> int | None:
     """The first row after the injected drift of synthetic data (``None``: no drift)."""
     if spec.kind != "synthetic":
         return None
-    telemetry = SyntheticTelemetry(**spec.settings)
+    telemetry = SyntheticTelemetry(**spec.options())
     if telemetry.drift_level == 0 and telemetry.drift_trend == 0:
         return None
     return telemetry.drift_start if telemetry.drift_start is not None else n_rows // 2

@@ -1,0 +1,311 @@
+"""Per-entity baselines and the anomaly detector of the analysis (see :mod:`liam_core.analysis`).
+
+Rows are time-major, one per entity and step, so a stream of rows is a stream of whole
+steps: :func:`step_blocks` regroups batches into :class:`StepBlock` s ``[steps, entities,
+metrics]``. On those blocks:
+
+* :func:`fleet_center` (ALDA ``map`` over steps): the median of each metric over the
+  entities at each step (needs at least :data:`MIN_FLEET` entities, else 0), which carries
+  what every entity shares (daily and weekly cycles, load, drift);
+* :func:`entity_moments` (ALDA ``reduce``, sums keyed by entity through a one-hot matrix of
+  a static number of entities): per-entity counts, sums and cross-products of the values
+  and of the fleet center, from which :meth:`Baselines.from_moments` gets each entity's mean
+  and scale (its own z-score) and its regression on the fleet center (the residual's scale);
+* :func:`standardizer` (ALDA ``map`` over rows): each row's z-score against its entity's
+  own mean and scale, and its residual against its entity's fleet-relative baseline;
+* :func:`~liam_core.algebra.track_changes` (one ``lax.scan`` over steps on the home device,
+  a sequential recursion that no device split can change): the residual against a rolling
+  baseline of the entity's own recent steps, and a CUSUM change score.
+
+Every reduction is ALDA's canonical tree and the rest is row-wise or elementwise, so the
+scores are the same bits on every mesh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._errors import ShapeError
+from .data import ANOMALY_KINDS, Batch
+
+MIN_FLEET = 3
+"""Entities needed for a fleet center (a median of fewer is not robust to one outlier)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StepBlock:
+    """Whole time steps of a stream: ``[steps, entities, ...]`` arrays.
+
+    Attributes:
+        first_step: the index of the first step in the stream.
+        values: ``float32 [steps, entities, metrics]``, 0 where a row is not valid.
+        valid: ``bool [steps, entities]``: the row exists and every cell of it is valid.
+        row: ``int64 [steps, entities]`` row index in the stream.
+        kinds: ``bool [steps, entities, kinds]`` the labelled kinds of each row (codes 1..),
+            or ``None`` without labels.
+        timestamps: ``datetime64 [steps]`` or ``None``.
+    """
+
+    first_step: int
+    values: np.ndarray
+    valid: np.ndarray
+    row: np.ndarray
+    kinds: np.ndarray | None
+    timestamps: np.ndarray | None
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.values.shape[0])
+
+
+def anomaly_names_of(batch: Batch) -> tuple[str, ...]:
+    """The names of a batch's anomaly codes (``"none"`` first)."""
+    return batch.anomaly_names or ANOMALY_KINDS
+
+
+def step_blocks(
+    batches: Iterable[Batch],
+    validate: Callable[[Batch], tuple[np.ndarray, np.ndarray]],
+    n_entities: int,
+    n_kinds: int,
+) -> Iterator[tuple[StepBlock, int]]:
+    """Regroup a stream of batches into whole steps; yield ``(block, masked_rows)``.
+
+    ``validate(batch)`` returns the validated values of the rows it keeps and the bool mask
+    of those rows. Rows must be time-major: row ``i`` is entity ``i % n_entities`` at step
+    ``i // n_entities``; a batch whose ``entity`` codes say otherwise is refused.
+    """
+    pending: list[dict[str, np.ndarray]] = []
+    next_row = 0
+    for batch in batches:
+        values, keep = validate(batch)
+        rows = batch.start + np.arange(batch.n_rows, dtype=np.int64)
+        if batch.start != next_row:
+            raise ShapeError(
+                f"batches must follow each other: expected a batch starting at row {next_row}, "
+                f"got one starting at row {batch.start}"
+            )
+        next_row = batch.stop
+        if batch.entity is not None and np.any(batch.entity != rows % n_entities):
+            bad = int(np.flatnonzero(batch.entity != rows % n_entities)[0])
+            raise ShapeError(
+                f"rows must be time-major with one row per entity and step ({n_entities} "
+                f"entities), but row {rows[bad]} is entity {int(batch.entity[bad])}, not "
+                f"{int(rows[bad] % n_entities)}"
+            )
+        full = np.zeros((batch.n_rows, values.shape[1]), np.float32)
+        full[keep] = values
+        part = {"row": rows, "values": full, "valid": keep}
+        if n_kinds:
+            codes = np.zeros((batch.n_rows, 1), np.int8) if batch.anomaly is None else batch.anomaly
+            part["kinds"] = (codes[:, :, None] == np.arange(1, n_kinds + 1)[None, None]).any(1)
+        if batch.timestamps is not None:
+            part["timestamps"] = batch.timestamps
+        pending.append(part)
+        n_pending = sum(p["row"].shape[0] for p in pending)
+        whole = (n_pending // n_entities) * n_entities  # pending always starts at a step
+        if whole:
+            joined = {key: np.concatenate([p[key] for p in pending]) for key in pending[0]}
+            pending = [{key: value[whole:] for key, value in joined.items()}]
+            if pending[0]["row"].shape[0] == 0:
+                pending = []
+            yield (
+                _block({k: v[:whole] for k, v in joined.items()}, n_entities),
+                int((~joined["valid"][:whole]).sum()),
+            )
+    if pending:
+        joined = {key: np.concatenate([p[key] for p in pending]) for key in pending[0]}
+        yield _block(joined, n_entities), int((~joined["valid"]).sum())
+
+
+def _block(part: dict[str, np.ndarray], n_entities: int) -> StepBlock:
+    """A block of whole steps from rows (a last partial step is padded with invalid rows)."""
+    first_row = int(part["row"][0])
+    if first_row % n_entities:
+        raise ShapeError(f"a block of steps must start at a step, got row {first_row}")
+    n = part["row"].shape[0]
+    padded = -(-n // n_entities) * n_entities
+
+    def grid(array: np.ndarray, fill: object) -> np.ndarray:
+        out = np.full((padded, *array.shape[1:]), fill, array.dtype)
+        out[:n] = array
+        return out.reshape(padded // n_entities, n_entities, *array.shape[1:])
+
+    row = grid(part["row"], -1)
+    timestamps = part.get("timestamps")
+    if timestamps is not None:
+        stamps = grid(timestamps, np.datetime64("NaT"))
+        timestamps = stamps[:, 0]
+    return StepBlock(
+        first_step=first_row // n_entities,
+        values=grid(part["values"], 0),
+        valid=grid(part["valid"], False),
+        row=row,
+        kinds=grid(part["kinds"], False) if "kinds" in part else None,
+        timestamps=timestamps,
+    )
+
+
+# --------------------------------------------------------------------------- ALDA kernels
+
+
+def fleet_centerer(
+    shift: np.ndarray, scale: np.ndarray
+) -> Callable[[tuple[jax.Array, jax.Array]], jax.Array]:
+    """A step-wise function: ``(values, valid)`` ``[steps, entities, ...]`` -> the fleet center.
+
+    The center of a step is the median over its valid entities of their values in
+    provisional z units, ``(x - shift) / scale`` per entity (``[entities, metrics]``; any
+    fixed values will do, the analysis takes them from the first batch), so the median's
+    members are exchangeable and one entity leaving the pack moves the median by a fraction
+    of the noise, not by the gap between two entities' levels. A step without a valid
+    entity gets 0.
+    """
+    shift, scale = jnp.float32(shift), jnp.float32(scale)
+
+    def center(block: tuple[jax.Array, jax.Array]) -> jax.Array:
+        values, valid = block
+        masked = jnp.where(valid[..., None], (values - shift) / scale, jnp.nan)
+        median = jnp.nanmedian(masked, axis=1)
+        return jnp.where(jnp.isnan(median), jnp.zeros((), values.dtype), median)
+
+    return center
+
+
+def fleet_center(labor, block: StepBlock, centerer: Callable | None) -> np.ndarray:
+    """``float32 [steps, metrics]``: the fleet center of each step through ALDA ``map``.
+
+    ``centerer`` is a :func:`fleet_centerer`; ``None`` (fewer than :data:`MIN_FLEET`
+    entities) gives 0 everywhere.
+    """
+    steps, _, metrics = block.values.shape
+    if centerer is None:
+        return np.zeros((steps, metrics), np.float32)
+    return np.asarray(labor.map(centerer, (block.values, block.valid)))
+
+
+def _entity_moments(
+    chunk: tuple[jax.Array, ...],
+    mask: jax.Array,
+    x_shift: jax.Array,
+    c_shift: jax.Array,
+    entities: jax.Array,
+) -> dict[str, jax.Array]:
+    """Per-entity count, shifted sums and cross-products of a chunk of rows (one-hot keyed)."""
+    x, c, valid, entity = chunk
+    use = mask & valid
+    onehot = (use[:, None] & (entity[:, None] == entities[None, :])).astype(x.dtype)
+    dx = jnp.where(use[:, None], x - x_shift[entity], 0)
+    dc = jnp.where(use[:, None], c - c_shift, 0)
+    by_entity = onehot.T
+    return {
+        "count": jnp.sum(onehot, axis=0),
+        "x": by_entity @ dx,
+        "xx": by_entity @ (dx * dx),
+        "c": by_entity @ dc,
+        "cc": by_entity @ (dc * dc),
+        "xc": by_entity @ (dx * dc),
+    }
+
+
+def entity_moments(
+    labor, block: StepBlock, center: np.ndarray, x_shift: np.ndarray, c_shift: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The per-entity moments of a block through ALDA ``reduce`` (float64 on the host)."""
+    steps, entities, metrics = block.values.shape
+    rows = (
+        block.values.reshape(-1, metrics),
+        np.repeat(center, entities, axis=0),
+        block.valid.reshape(-1),
+        np.tile(np.arange(entities, dtype=np.int32), steps),
+    )
+    partial = labor.reduce(
+        _entity_moments, rows, x_shift, c_shift, np.arange(entities, dtype=np.int32)
+    )
+    return {key: np.asarray(jax.device_get(value), np.float64) for key, value in partial.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Baselines:
+    """Each entity's own baseline, ``[entities, metrics]`` each (float64).
+
+    Attributes:
+        count: valid rows of each entity.
+        mean, scale: the entity's own mean and standard deviation of each metric.
+        slope: the regression slope of the entity's values on the fleet center.
+        center_mean: the mean of the fleet center over the entity's rows.
+        residual_scale: the standard deviation of the residual
+            ``x - mean - slope * (center - center_mean)``.
+    """
+
+    count: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    slope: np.ndarray
+    center_mean: np.ndarray
+    residual_scale: np.ndarray
+
+    @classmethod
+    def from_moments(
+        cls, moments: dict[str, np.ndarray], x_shift: np.ndarray, c_shift: np.ndarray
+    ) -> Baselines:
+        n = moments["count"][:, None]
+        safe = np.maximum(n, 1)
+        dof = np.maximum(n - 1, 1)
+        mean_dx, mean_dc = moments["x"] / safe, moments["c"] / safe
+        var_x = np.maximum((moments["xx"] - moments["x"] * mean_dx) / dof, 0)
+        var_c = np.maximum((moments["cc"] - moments["c"] * mean_dc) / dof, 0)
+        cov = (moments["xc"] - moments["x"] * mean_dc) / dof
+        slope = np.where(var_c > 1e-12 * (1 + var_x), cov / np.where(var_c > 0, var_c, 1), 0.0)
+        var_r = np.maximum(var_x - slope * cov, 0)
+        mean = x_shift.astype(np.float64) + mean_dx
+        floor = 1e-6 * np.maximum(1.0, np.abs(mean))
+        return cls(
+            count=moments["count"],
+            mean=mean,
+            scale=np.maximum(np.sqrt(var_x), floor),
+            slope=slope,
+            center_mean=c_shift.astype(np.float64)[None] + mean_dc,
+            residual_scale=np.maximum(np.sqrt(var_r), floor),
+        )
+
+
+def standardizer(baselines: Baselines) -> Callable[[tuple[jax.Array, ...]], jax.Array]:
+    """A row-wise function: ``(x, center, entity) -> [rows, 2, metrics]`` (own z, residual z)."""
+    mean, scale = jnp.float32(baselines.mean), jnp.float32(baselines.scale)
+    slope, center_mean = jnp.float32(baselines.slope), jnp.float32(baselines.center_mean)
+    residual_scale = jnp.float32(baselines.residual_scale)
+
+    def standardize(rows: tuple[jax.Array, ...]) -> jax.Array:
+        x, center, entity = rows
+        own = (x - mean[entity]) / scale[entity]
+        residual = x - mean[entity] - slope[entity] * (center - center_mean[entity])
+        return jnp.stack([own, residual / residual_scale[entity]], axis=1)
+
+    return standardize
+
+
+def row_scores(
+    own: np.ndarray, residual: np.ndarray, change: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's score, driving metric and that metric's share, from cell scores.
+
+    A cell's score is the largest of ``|own z|``, ``|residual against the rolling baseline|``
+    and ``threshold * change`` (the CUSUM change score reaches ``threshold`` exactly when a
+    run is alarmed), so a cell is flagged when its score reaches ``threshold``. The row's
+    score is its largest cell's; the share is that cell's squared score over the row's sum.
+    """
+    cells = np.maximum(np.maximum(np.abs(own), np.abs(residual)), np.float32(threshold) * change)
+    metric = np.argmax(cells, axis=-1)
+    score = np.take_along_axis(cells, metric[..., None], axis=-1)[..., 0]
+    squares = np.square(cells.astype(np.float64))
+    total = squares.sum(axis=-1)
+    share = np.where(
+        total > 0, np.square(score.astype(np.float64)) / np.where(total > 0, total, 1), 0
+    )
+    return score, metric, share
