@@ -176,12 +176,12 @@ def test_a_multirun_trains_on_two_meshes_to_one_digest_and_tracks_both_in_mlflow
         assert {"config.json", "report.json", "training_curves.png", "metrics.jsonl"} <= artifacts
 
 
-def test_the_anomaly_search_maximizes_validation_f1_with_optuna(tmp_path):
+def test_the_anomaly_search_minimizes_the_validation_loss_with_optuna(tmp_path):
     cfg = _compose_train(["hparams_search=anomaly_optuna"], tmp_path)
     sweeper = cfg.hydra.sweeper
-    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
+    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "minimize"
     assert set(sweeper.params) == {"model.width", "model.latent", "optim.learning_rate"}
-    assert cfg.optimized_metric == "anomalies.by_part.reference.f1"
+    assert cfg.optimized_metric == "training.best_eval_loss"
     assert cfg.data.n_records == 200_000  # the anomaly experiment
 
 
@@ -208,10 +208,10 @@ def test_an_optuna_search_runs_each_trial_in_a_child_and_reports_the_best(tmp_pa
     )
     assert result.returncode == 0, result.stderr[-3000:]
     trials = {
-        path.parent.name: json.loads(path.read_text())["anomalies"]["by_part"]["reference"]["f1"]
+        path.parent.name: json.loads(path.read_text())["training"]["best_eval_loss"]
         for path in sweep.glob("*/report.json")
     }
     assert sorted(trials) == ["0", "1", "2"]
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    assert best["best_value"] == pytest.approx(max(trials.values()))
+    assert best["best_value"] == pytest.approx(min(trials.values()))
     assert set(best["best_params"]) == {"model.width", "model.latent", "optim.learning_rate"}

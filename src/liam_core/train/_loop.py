@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import math
 import os
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -255,8 +256,9 @@ def _loop(
                 checkpoints.save(state, metadata=metadata)
                 saved.add(state.step)
             where = checkpoints.directory / str(state.step)
-        assert stop.signum is not None
-        return TrainingInterrupted(step=state.step, signum=stop.signum, checkpoint=where)
+        # Only a caught signal sets the stop flag, so signum is known; SIGINT is the fallback.
+        signum = stop.signum if stop.signum is not None else signal.SIGINT
+        return TrainingInterrupted(step=state.step, signum=signum, checkpoint=where)
 
     with progress_bar(
         spec.steps, unit="step", label="training", initial=state.step, enabled=progress
