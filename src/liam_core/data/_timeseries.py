@@ -283,14 +283,7 @@ def build_table(frame: Any, options: SeriesOptions, *, source: str, where: Where
         _refuse_missing(metric_text, o.metric_column, "a metric name", source, where)
         metric_text = metric_text.astype(str).to_numpy(dtype=object)
         found = tuple(sorted(set(metric_text)))
-        names = o.metrics or found
-        absent = [name for name in names if name not in found]
-        if absent:
-            raise DataError(
-                f"{source}: `{o.field('metrics')}` must name metrics of the column "
-                f"{o.metric_column!r}, got {absent}, which it does not hold; it holds "
-                f"{quote(list(found))}"
-            )
+        names = _long_metric_names(found, o, source)
         lookup = {name: code for code, name in enumerate(names)}
         metric_code = np.array([lookup.get(name, -1) for name in found])[
             np.searchsorted(np.array(found, dtype=object), metric_text)
@@ -347,6 +340,20 @@ def _check_columns_exist(columns: list[str], o: SeriesOptions, source: str) -> N
                 f"{source}: `{o.field(setting)}` must name columns of the data, got {name!r}, "
                 f"which it does not have; the columns are {quote(columns)}"
             )
+
+
+def _long_metric_names(found: tuple[str, ...], o: SeriesOptions, source: str) -> tuple[str, ...]:
+    """The metrics of a long layout: ``o.metrics`` (each one ``found`` in the metric column),
+    or every name found, sorted."""
+    names = tuple(o.metrics or found)
+    absent = [name for name in names if name not in found]
+    if absent:
+        raise DataError(
+            f"{source}: `{o.field('metrics')}` must name metrics of the column "
+            f"{o.metric_column!r}, got {absent}, which it does not hold; it holds "
+            f"{quote(list(found))}"
+        )
+    return names
 
 
 def _check_aggregate_names(names: tuple[str, ...], o: SeriesOptions) -> None:

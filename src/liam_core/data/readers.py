@@ -104,6 +104,7 @@ from ._timeseries import (
     _check_values,
     _entities,
     _labels,
+    _long_metric_names,
     _numbers,
     _refuse_missing,
     _times,
@@ -925,15 +926,7 @@ class _Stream:
             distinct = metrics.frame()
             raw = distinct[o.metric_column].astype(str).to_numpy(dtype=object)
             text = file.retype(distinct)[o.metric_column].astype(str).to_numpy(dtype=object)
-            found = tuple(sorted(set(text)))
-            names = o.metrics or found
-            absent = [name for name in names if name not in found]
-            if absent:
-                raise DataError(
-                    f"{self.source}: `{o.field('metrics')}` must name metrics of the column "
-                    f"{o.metric_column!r}, got {absent}, which it does not hold; it holds "
-                    f"{quote(list(found))}"
-                )
+            names = _long_metric_names(tuple(sorted(set(text))), o, self.source)
             if selected is not None and any(
                 (a in selected) != (b in selected) for a, b in zip(raw, text, strict=True)
             ):
