@@ -30,6 +30,7 @@ import collections
 import io
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -126,6 +127,12 @@ def _fail(target: str, kind: str, detail: str) -> None:
     raise AssertionError(f"{target}: {kind}: {detail[:2000]}")
 
 
+NUMPY_REPR = re.compile(r"\bnp\.[a-z_]+\d*\(|array\(\[")
+"""What a message must not show: numpy's reprs (``np.float64(150.0)``, ``array([...])``)."""
+MAX_MESSAGE = 1000
+"""Characters of a message at most (an offending value is quoted to 200 of them)."""
+
+
 def judge(target: str, call, *, finite: bool = False, documented=None) -> object:
     """Run ``call()``; record (or raise) a failure unless it returns or raises a LiamError.
 
@@ -137,7 +144,12 @@ def judge(target: str, call, *, finite: bool = False, documented=None) -> object
             warnings.simplefilter("error")
             result = call()
             result = jax.block_until_ready(result)
-    except LiamError:
+    except LiamError as error:
+        message = str(error)
+        if NUMPY_REPR.search(message):
+            _fail(target, "numpy repr in a message", message[:2000])
+        elif len(message) > MAX_MESSAGE:
+            _fail(target, "overlong message", f"{len(message)} characters: {message[:300]}")
         return None
     except AssertionError:
         raise

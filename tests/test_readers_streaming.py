@@ -13,11 +13,23 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from liam_core.data import DataError, concat_batches, read_csv, read_parquet, readers
+from liam_core.alda import LaborArray
+from liam_core.analysis import PipelineSpec, analyze
+from liam_core.data import (
+    DataError,
+    DataSpec,
+    concat_batches,
+    open_source,
+    read_csv,
+    read_parquet,
+    readers,
+)
 
 START = pd.Timestamp("2024-03-01T00:00:00Z")
+EXAMPLE = Path(__file__).parents[1] / "examples" / "metrics.csv"
 
 
 def metrics_frame(n: int = 120, seed: int = 0, regular: bool = False) -> pd.DataFrame:
@@ -234,11 +246,79 @@ def test_streaming_a_large_file_keeps_memory_well_below_its_size(tmp_path, monke
     monkeypatch.setattr(readers, "_BLOCK_BYTES", 256 << 10)
     options = dict(time_column="time", entity_columns=["host"], step="1min", aggregate="max",
                    batch_size=1024)  # fmt: skip
+    pool = pa.default_memory_pool()  # Arrow's buffers, which tracemalloc does not see
+    rows, arrow_peak = 0, 0
     tracemalloc.start()
     try:
-        rows = sum(batch.n_rows for batch in read_csv(path, **options))
+        for batch in read_csv(path, **options):
+            rows += batch.n_rows
+            arrow_peak = max(arrow_peak, pool.bytes_allocated())
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert rows == (n // 16) * 4  # 16 records per minute: 4 per host
     assert peak < size / 4, (peak, size)
+    assert arrow_peak < size / 4, (arrow_peak, size)  # no read-ahead of the whole file
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_the_analysis_of_a_large_file_streams_it_once_per_pass_with_the_same_report(
+    tmp_path, monkeypatch, kind
+):
+    example = pd.read_csv(EXAMPLE).iloc[-4 * 288 * 9 :]  # the last nine days of the example
+    path = tmp_path / f"m.{kind}"
+    example.to_csv(path, index=False) if kind == "csv" else example.to_parquet(path)
+    spec = DataSpec(kind, path=str(path), time_column="timestamp", entity_columns=["host"],
+                    label_column="incident", step="5min", nan_policy="mask",
+                    aggregate={"cpu": "mean", "latency_ms": "max", "errors": "sum"})  # fmt: skip
+    pipeline = PipelineSpec(batch_size=1500, segment_steps=576, anomaly_threshold=8.0)
+
+    def report(opened) -> dict:
+        return analyze(opened.batches, labor=LaborArray(1), pipeline=pipeline,
+                       schema=opened.schema, n_entities=opened.n_entities,
+                       entity_names=opened.entity_names, period_s=opened.period_s)  # fmt: skip
+
+    monkeypatch.setattr(readers, "_STREAM_BYTES", 1 << 62)
+    whole_file = open_source(spec, batch_size=pipeline.batch_size)
+    expected = report(whole_file)
+    file_class = readers._CsvFile if kind == "csv" else readers._ParquetFile
+    reads: list[tuple[list[str], list[int]]] = []  # per read: the columns, the rows per chunk
+    chunks = file_class.chunks
+
+    def counted(self, columns, numeric):
+        reads.append((columns, []))
+        for base, chunk in chunks(self, columns, numeric):
+            reads[-1][1].append(len(chunk))
+            yield base, chunk
+
+    monkeypatch.setattr(file_class, "chunks", counted)
+    monkeypatch.setattr(file_class, "whole", lambda self: pytest.fail("read whole"))
+    monkeypatch.setattr(readers, "_STREAM_BYTES", 0)
+    monkeypatch.setattr(readers, "_CHUNK_ROWS", 1000)
+    opened = open_source(spec, batch_size=pipeline.batch_size)
+    assert [set(columns) for columns, _ in reads] == [{"timestamp", "host", "incident"}]
+    assert (opened.n_entities, opened.period_s, opened.description) == (
+        4, 300.0, whole_file.description)  # fmt: skip
+    assert opened.n_records == whole_file.n_records == 4 * 288 * 9
+    got = report(opened)
+    rows_read = [sum(rows) for _, rows in reads]
+    # a peek at the first batch's names, then the analysis' two passes, each the whole file
+    assert rows_read[1] < 3 * pipeline.batch_size
+    assert rows_read[2:] == [len(example)] * 2 == rows_read[:1] * 2
+    assert got["digest"] == expected["digest"] and got["anomalies"] == expected["anomalies"]
+    assert got["anomalies"]["by_kind"]["level_shift"]["n"] > 0
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "latin-1", "utf-8-sig"])
+def test_a_file_in_another_encoding_streams_alike(tmp_path, monkeypatch, caplog, encoding):
+    frame = metrics_frame().assign(host=lambda f: f["host"].str.replace("db", "dé"))
+    path = tmp_path / "m.csv"
+    path.write_bytes(frame.to_csv(index=False).encode(encoding))
+    options = dict(time_column="time", entity_columns=["host"], step="5min", encoding=encoding,
+                   metrics=["cpu", "errors"],
+                   duplicates="aggregate", nan_policy="mask", batch_size=6)  # fmt: skip
+    expected = whole(monkeypatch, read_csv, path, **options)
+    assert expected[0].entity_names == ("dé-1", "web-1")
+    with caplog.at_level(logging.INFO, logger="liam_core.data"):
+        same_batches(streamed(monkeypatch, read_csv, path, **options), expected)
+    assert "read whole" not in caplog.text

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from _helpers import EXPERIMENTS, WORKERS, clean_env, kill, run_python, start_python
 
+from liam_core.train import RunLock
+
 WORKER = WORKERS / "train_worker.py"
 TIMEOUT_S = 180
 STEPS = 40  # the worker's default; checkpoints every 5 steps, the newest 3 kept
@@ -198,3 +200,17 @@ def test_the_training_job_stopped_by_sigint_prints_one_line_exits_130_and_resume
     report = json.loads((run_dir / "report.json").read_text())
     assert report["training"]["resumed_from"] == int(found[1])
     assert report["training"]["steps"] == 300
+    assert not (run_dir / "run.lock").exists()  # the command line's lock, released
+
+
+def test_the_command_line_refuses_a_locked_run_folder_before_hydra_writes_to_it(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["mesh=cpu1", "data.n_records=2000", "progress=false", f"hydra.run.dir={run_dir}"]
+    with RunLock(run_dir):
+        refused = run_python(EXPERIMENTS / "train.py", args, cwd=tmp_path)
+        assert sorted(path.name for path in run_dir.iterdir()) == ["run.lock"]  # no .hydra/, log
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith(
+        f"error: another process is running in this run folder (pid {os.getpid()} on "
+    ), line

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -27,6 +28,7 @@ from .alda import SchedulerSpec
 from .analysis import AnalyzeSettings, PipelineSpec
 from .data import DataSpec
 from .mesh import MeshSpec
+from .train import RunLock
 
 LOGGER = logging.getLogger("liam_core")
 
@@ -271,7 +273,7 @@ def _factory(group: str, node: Mapping[str, Any]) -> Callable[..., Any]:
 
     if not isinstance(node, Mapping) or not isinstance(node.get("_target_"), str):
         raise ConfigError(
-            f"{group} must name what to build with `_target_` (see conf/{group}/), got {node!r}"
+            f"{group} must name what to build with `_target_` (see conf/{group}/), got {quote(node)}"
         )
     _check_targets(node, group)
     if group == "optim":
@@ -338,7 +340,7 @@ def optimized_metric(report: Mapping[str, Any], path: str | None) -> float | Non
         return None
     if not isinstance(path, str) or not path:
         raise ConfigError(
-            f"`optimized_metric` must be a dotted key of the report or null, got {path!r}"
+            f"`optimized_metric` must be a dotted key of the report or null, got {quote(path)}"
         )
     node: Any = report
     walked: list[str] = []
@@ -349,7 +351,7 @@ def optimized_metric(report: Mapping[str, Any], path: str | None) -> float | Non
             raise ConfigError(f"optimized_metric={path!r} is not in the report: {where} has {keys}")
         node, walked = node[key], [*walked, key]
     if isinstance(node, bool) or not isinstance(node, int | float):
-        raise ConfigError(f"optimized_metric={path!r} is {node!r}, not a number")
+        raise ConfigError(f"optimized_metric={path!r} is {quote(node)}, not a number")
     return float(node)
 
 
@@ -393,3 +395,32 @@ def run_hydra_job(
         LOGGER.info("error: %s", error)  # INFO: the log file only; stderr gets the one line
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+class LockRunFolder(Callback):
+    """A Hydra callback (the training job's): lock the run folder before Hydra writes to it.
+
+    Hydra writes ``.hydra/*.yaml`` and opens ``train.log`` in ``hydra.run.dir`` before the
+    job starts. This takes the folder's :class:`~liam_core.train.RunLock` first, so a second
+    process on a running folder prints one ``error:`` line, exits with status 2 and writes
+    nothing there; the lock is handed to the job's own ``RunLock``. A multirun's jobs each
+    run in a child process (:func:`run_hydra_job`) that locks its own folder.
+    """
+
+    def __init__(self) -> None:
+        self._lock: RunLock | None = None
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        lock = RunLock(str(config.hydra.run.dir))
+        try:
+            lock.acquire()
+        except LiamError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        lock.hand_over()
+        self._lock = lock
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._lock is not None:
+            self._lock.take_back()
+            self._lock = None

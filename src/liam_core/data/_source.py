@@ -12,9 +12,9 @@ from .._checks import check_choice, check_number, quote
 from .._errors import ConfigError, ConfigTypeError, LiamError
 from ..engine import Schema
 from ._batch import Batch
-from ._timeseries import SeriesOptions, Table
+from ._timeseries import SeriesOptions
 from .bundled import BUNDLED, BundledNanPolicy, load_bundled
-from .readers import check_encoding, csv_table, parquet_table
+from .readers import check_encoding, open_series
 from .synthetic import SyntheticTelemetry
 
 DataKind = Literal["synthetic", "csv", "parquet", "bundled"]
@@ -232,8 +232,11 @@ class OpenedSource:
 def open_source(spec: DataSpec, *, batch_size: int) -> OpenedSource:
     """Open ``spec`` so that ``batches()`` yields it in batches of ``batch_size`` rows.
 
-    Synthetic telemetry is generated as it is consumed; a file is read (and resampled)
-    once, here, and its batches are cut from memory.
+    Synthetic telemetry is generated as it is consumed. A small file is read (and
+    resampled) once, here, and its batches are cut from memory; a large one (see
+    ``liam_core.data.readers``) is streamed: checked here by a first pass over its time
+    and entity columns, then read again, chunk by chunk, on every call of ``batches()``,
+    so a job's two passes never hold the file in memory.
     """
     settings = spec.options()
     if spec.kind == "synthetic":
@@ -249,11 +252,9 @@ def open_source(spec: DataSpec, *, batch_size: int) -> OpenedSource:
             f"{telemetry.n_teams} teams, seed {telemetry.seed})",
         )
     if spec.kind in ("csv", "parquet"):
-        options = spec.series_options()
-        if spec.kind == "csv":
-            table = csv_table(spec.path, options, encoding=spec.encoding or "utf-8")
-        else:
-            table = parquet_table(spec.path, options)
+        table = open_series(
+            spec.path, spec.series_options(), kind=spec.kind, encoding=spec.encoding or "utf-8"
+        )
         return OpenedSource(
             batches=lambda: table.batches(batch_size),
             schema=Schema(table.metric_names),
@@ -283,10 +284,10 @@ def open_source(spec: DataSpec, *, batch_size: int) -> OpenedSource:
     )
 
 
-def _describe(spec: DataSpec, table: Table) -> str:
+def _describe(spec: DataSpec, table: Any) -> str:
     what = f"{spec.kind} file {spec.path}"
     if table.step_s is None:
-        return f"{what} ({table.n_rows} rows)"
+        return what if table.n_rows is None else f"{what} ({table.n_rows} rows)"
     steps = table.n_rows // table.n_entities
     entities = f" x {table.n_entities} entities" if table.entity_names else ""
     return f"{what} ({steps} steps of {table.step_s:g} s{entities}, metrics {list(table.metric_names)})"

@@ -184,7 +184,9 @@ class SeriesOptions:
                 f"({quote(str(error))})"
             ) from None
         if nanos <= 0:
-            raise ConfigError(f"{self.subject('step')} must be {expected} > 0, got {self.step!r}")
+            raise ConfigError(
+                f"{self.subject('step')} must be {expected} > 0, got {quote(self.step)}"
+            )
         return nanos
 
     def aggregation(self, metric: str) -> str:
@@ -501,8 +503,8 @@ def _epoch_ns(
                 break
         else:
             raise DataError(
-                f"{source}: `{o.time_column}` holds numbers from {numbers.min()!r} to "
-                f"{numbers.max()!r}, which are neither all epoch seconds (1e8 to 1e10: "
+                f"{source}: `{o.time_column}` holds numbers from {quote(numbers.min())} to "
+                f"{quote(numbers.max())}, which are neither all epoch seconds (1e8 to 1e10: "
                 "1973-2286) nor all epoch milliseconds (1e11 to 1e13); set "
                 f"`{o.field('time_unit')}` to 's', 'ms', 'us' or 'ns'"
             )
@@ -511,7 +513,7 @@ def _epoch_ns(
         row = int(np.argmax(magnitude * factor > 9.2e18))
         raise DataError(
             f"{source}, {where(row)}: `{o.time_column}` must be a time before 2262 in "
-            f"{unit} since 1970, got {numbers[row]!r}"
+            f"{unit} since 1970, got {quote(numbers[row])}"
         )
     if rounding:
         return np.round(numbers.astype(np.float64) * factor).astype(np.int64)

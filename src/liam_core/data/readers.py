@@ -46,8 +46,9 @@ memory can be read: a first pass reads only the time, entity, label (and, long, 
 columns chunk by chunk, keeping only distinct values and counts, to know the entities, label
 kinds and metric names before the first batch, the first and last time, the number of
 records and (``step=None``) the inferred step, and to check that the rows are in time order
-(non-decreasing times). The second pass reads ``_CHUNK_ROWS`` rows at a time (pyarrow's
-streaming CSV reader, ``ParquetFile.iter_batches``), resamples every step that is complete
+(non-decreasing times). The second pass reads ``_CHUNK_ROWS`` rows at a time (blocks of
+CSV text cut at line ends and parsed by pyarrow, ``ParquetFile.iter_batches``; a job reads
+the file again for each of its passes), resamples every step that is complete
 and carries the rows of the last, possibly incomplete, step over to the next chunk, so the
 batches are those of the whole-file path (values, masks, timestamps, entities, labels,
 ``start``), duplicates and gaps included. Memory is then a few chunks, one step's records
@@ -75,7 +76,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -119,7 +120,7 @@ from ._timeseries import _check_columns_exist as check_columns_exist
 __all__ = ["NanPolicy", "read_csv", "read_frame", "read_parquet"]
 
 
-def _result(table: Table, batch_size: int | None) -> Batch | Iterator[Batch]:
+def _result(table: Table | _Stream, batch_size: int | None) -> Batch | Iterator[Batch]:
     return table.batch() if batch_size is None else table.batches(batch_size)
 
 
@@ -183,9 +184,7 @@ def read_csv(
     )
     size = check_batch_size(batch_size, "read_csv")
     check_encoding(encoding, options)
-    file = _CsvFile(path, options, encoding)
-    streamed = _streamed(file, size)
-    return _result(file.whole(), size) if streamed is None else streamed
+    return _result(_whole_or_streamed(_CsvFile(path, options, encoding)), size)
 
 
 def read_parquet(
@@ -237,9 +236,7 @@ def read_parquet(
         owner="read_parquet",
     )
     size = check_batch_size(batch_size, "read_parquet")
-    file = _ParquetFile(path, options)
-    streamed = _streamed(file, size)
-    return _result(file.whole(), size) if streamed is None else streamed
+    return _result(_whole_or_streamed(_ParquetFile(path, options)), size)
 
 
 def read_frame(
@@ -376,14 +373,14 @@ def _needed(header: list[str], options: SeriesOptions) -> list[str] | None:
     return [name for name in header if name in roles]
 
 
-def csv_table(path: Any, options: SeriesOptions, *, encoding: str = "utf-8") -> Table:
-    """A CSV file as a :class:`Table` (for the readers and ``open_source``)."""
-    return _CsvFile(path, options, encoding).whole()
-
-
-def parquet_table(path: Any, options: SeriesOptions) -> Table:
-    """A Parquet file as a :class:`Table`."""
-    return _ParquetFile(path, options).whole()
+def open_series(
+    path: Any, options: SeriesOptions, *, kind: Literal["csv", "parquet"], encoding: str = "utf-8"
+) -> Table | _Stream:
+    """A CSV or Parquet file as a :class:`Table`, or, when large, as a stream that reads the
+    file again for every call of ``batches`` (for ``open_source``: one read per pass)."""
+    if kind == "csv":
+        return _whole_or_streamed(_CsvFile(path, options, encoding))
+    return _whole_or_streamed(_ParquetFile(path, options))
 
 
 class _CsvFile:
@@ -408,7 +405,7 @@ class _CsvFile:
         _check_header(names, source, f"line {header_line}")
         check_columns_exist(names, options, source)
         self.source, self.options, self.encoding = source, options, encoding
-        self.names, self.where = names, lines
+        self.names, self.where, self.header_line = names, lines, header_line
         self.include = _needed(names, options)
 
     def memory_estimate(self) -> int:
@@ -469,20 +466,42 @@ class _CsvFile:
         options = self._options(columns, types, on_invalid, _BLOCK_BYTES)
         base = 0
         try:
-            reader = self.pacsv.open_csv(self.source, **options)
-            while True:
-                try:
-                    block = reader.read_next_batch()
-                except StopIteration:
-                    break
-                for start in range(0, block.num_rows, _CHUNK_ROWS):
-                    piece = block.slice(start, _CHUNK_ROWS)
-                    yield base, piece.to_pandas()
-                    base += piece.num_rows
+            for table in self._tables(options):
+                for block in table.to_batches(_CHUNK_ROWS):
+                    yield base, block.to_pandas()
+                    base += block.num_rows
         except (pa.ArrowInvalid, UnicodeError) as error:
             raise self._conversion_error(columns, error) or self._read_error(
                 invalid, error
             ) from None
+
+    def _tables(self, options: dict) -> Iterator[Any]:
+        """The file parsed a block of about ``_BLOCK_BYTES`` at a time.
+
+        In an encoding where a newline is the byte ``\\n`` (UTF-8, Latin-1, ...), the
+        blocks are cut at line ends here and each is parsed alone with the header's column
+        names: pyarrow's own streaming reader (``open_csv``) reads ahead as fast as it can,
+        so it holds most of a large file in memory when its batches are consumed slowly.
+        Rows never span lines (``newlines_in_values`` is off), so the rows are the same.
+        """
+        pacsv = self.pacsv
+        if "\n,".encode(self.encoding) != b"\n,":  # UTF-16, UTF-32: pyarrow's reader
+            for batch in pacsv.open_csv(self.source, **options):
+                yield self.pa.Table.from_batches([batch])
+            return
+        read = options["read_options"]
+        for block in _line_blocks(self.source, _BLOCK_BYTES, self.header_line):
+            table = pacsv.read_csv(
+                self.pa.py_buffer(block),
+                read_options=pacsv.ReadOptions(
+                    encoding=read.encoding, use_threads=False, block_size=len(block) + 1,
+                    column_names=self.names,
+                ),
+                parse_options=options["parse_options"],
+                convert_options=options["convert_options"],
+            )  # fmt: skip
+            if table.num_rows:
+                yield table
 
     def _conversion_error(self, columns: list[str], error: Exception) -> DataError | None:
         """A value a streamed metric column cannot hold, named by line and column."""
@@ -634,6 +653,23 @@ def frame_table(frame: Any, options: SeriesOptions, *, source: str = "frame") ->
     return build_table(frame, options, source=source, where=_row)
 
 
+def _line_blocks(path: str, size: int, skip_lines: int = 0) -> Iterator[bytes]:
+    """The bytes of a file after its first ``skip_lines`` lines, in blocks of about ``size``
+    bytes, each ending at a line end (the last one: at the end of the file)."""
+    with open(path, "rb") as file:
+        rest = b""
+        while data := file.read(size):
+            data = rest + data
+            while skip_lines and (end := data.find(b"\n")) >= 0:
+                data, skip_lines = data[end + 1 :], skip_lines - 1
+            cut = 0 if skip_lines else data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if cut:
+                yield data[:cut]
+        if rest and not skip_lines:
+            yield rest
+
+
 def _row(position: int) -> str:
     return f"row {position + 1}"
 
@@ -767,17 +803,14 @@ def _fits_in_memory(file: Any) -> bool:
     return available is None or file.memory_estimate() < available
 
 
-def _streamed(file: Any, batch_size: int | None) -> Batch | Iterator[Batch] | None:
-    """The batches of a large ``file`` read chunk by chunk (``None``: read it whole)."""
-    if file.memory_estimate() < _STREAM_BYTES:
-        return None
-    try:
-        stream = _Stream(file)
-    except (LiamError, _Unstreamable) as error:
-        _fall_back(file, error)
-        return None
-    batches = stream.batches(batch_size or _SINGLE_BATCH_ROWS)
-    return batches if batch_size is not None else concat_batches(list(batches))
+def _whole_or_streamed(file: Any) -> Table | _Stream:
+    """A small ``file`` read whole, a large one as a stream (read chunk by chunk)."""
+    if file.memory_estimate() >= _STREAM_BYTES:
+        try:
+            return _Stream(file)
+        except (LiamError, _Unstreamable) as error:
+            _fall_back(file, error)
+    return file.whole()
 
 
 def _fall_back(file: Any, error: Exception) -> None:
@@ -950,6 +983,31 @@ class _Stream:
         self.time_options = (
             o if self.unit == o.time_unit else dataclasses.replace(o, time_unit=self.unit)
         )
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return self.names
+
+    @property
+    def n_entities(self) -> int:
+        return (
+            1 if self.o.time_column is None or self.entity_names is None else len(self.entity_names)
+        )
+
+    @property
+    def step_s(self) -> float | None:
+        return None if self.o.time_column is None else self.grid.step / 1e9
+
+    @property
+    def n_rows(self) -> int | None:
+        """The rows the batches hold (``None``: a plain table not counted by the first pass)."""
+        if self.o.time_column is None:
+            return self.rows if self.rows >= 0 else None
+        return self.grid.n_steps * self.n_entities
+
+    def batch(self) -> Batch:
+        """The whole file as one ``Batch`` (what ``read_csv(..., batch_size=None)`` returns)."""
+        return concat_batches(list(self.batches(_SINGLE_BATCH_ROWS)))
 
     def _times(self, column: Any, where: Any) -> np.ndarray:
         """The times of a chunk, read as the whole column would be (same unit, rounding)."""

@@ -55,6 +55,10 @@ how visibly to run, not what is computed (resuming on another device count is ex
 
 _SHORT = 40
 
+_HANDED_OVER: dict[Path, int] = {}
+"""Locks taken for this process's next run of a folder (:meth:`RunLock.hand_over`): folder ->
+the locked file descriptor."""
+
 
 # --------------------------------------------------------------------------- the lock
 
@@ -94,8 +98,15 @@ class RunLock:
         self.release()
 
     def acquire(self) -> None:
-        """Take the lock, or raise :class:`RunLockedError` at once if another process has it."""
+        """Take the lock, or raise :class:`RunLockedError` at once if another process has it.
+
+        A lock handed over (:meth:`hand_over`) for this folder is taken over instead.
+        """
         if self._fd is not None:
+            return
+        handed = _HANDED_OVER.pop(self.folder, None)
+        if handed is not None:
+            self._fd = handed
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         while True:
@@ -131,6 +142,24 @@ class RunLock:
             self.path.unlink()  # before unlocking, so no one locks a file that is going away
         os.close(self._fd)
         self._fd = None
+
+    def hand_over(self) -> None:
+        """Keep the lock for the next :class:`RunLock` of this folder in this process.
+
+        The command line takes a training run's lock before Hydra writes ``.hydra/`` and the
+        log file into the folder (a refused second process then writes nothing there), and
+        hands it to the job's own ``RunLock``. :meth:`take_back` releases one not taken.
+        """
+        if self._fd is None:
+            raise RuntimeError("hand_over: the lock is not held")
+        _HANDED_OVER[self.folder], self._fd = self._fd, None
+
+    def take_back(self) -> None:
+        """Release a lock handed over for this folder that no run took (nothing otherwise)."""
+        fd = _HANDED_OVER.pop(self.folder, None)
+        if fd is not None:
+            self._fd = fd
+            self.release()
 
     @property
     def held(self) -> bool:

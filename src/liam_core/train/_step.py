@@ -16,6 +16,7 @@ import jax
 import numpy as np
 import optax
 
+from .._checks import quote
 from .._errors import ConfigError, InvalidTypeError
 from ..alda import ChunkedBatch, LaborArray
 from ..models import trainable_filter
@@ -26,7 +27,7 @@ def check_optimizer(optimizer: object) -> optax.GradientTransformation:
     if not isinstance(optimizer, optax.GradientTransformation):
         raise InvalidTypeError(
             "optim must build an optax.GradientTransformation (e.g. `_target_: optax.adam`), "
-            f"got {type(optimizer).__name__}: {optimizer!r}"
+            f"got {type(optimizer).__name__}: {quote(optimizer)}"
         )
     return optimizer
 
@@ -92,7 +93,7 @@ class TrainStep:
             )
         if not callable(loss):
             raise InvalidTypeError(
-                f"TrainStep: `loss` must be a per-example loss(model, example), got {loss!r}"
+                f"TrainStep: `loss` must be a per-example loss(model, example), got {quote(loss)}"
             )
         self.labor = labor
         self.optimizer = check_optimizer(optimizer)

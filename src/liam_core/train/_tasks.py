@@ -387,7 +387,7 @@ class Regression(Task):
         if target not in names:
             raise ConfigError(
                 f"model=mlp_regressor predicts task.target from the other metrics; task.target "
-                f"must be one of {names}, got {target!r}"
+                f"must be one of {names}, got {quote(target)}"
             )
         return [name for name in names if name != target]
 
