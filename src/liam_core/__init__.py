@@ -9,6 +9,7 @@ from . import mesh as mesh
 from . import models as models
 from . import train as train
 from ._digest import digest as digest
+from ._errors import BundleError as BundleError
 from ._errors import CheckpointError as CheckpointError
 from ._errors import ConfigError as ConfigError
 from ._errors import ConfigTypeError as ConfigTypeError

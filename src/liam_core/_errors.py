@@ -102,3 +102,8 @@ class ResumeError(ConfigError):
     def __init__(self, message: str, *, changes: Mapping[str, tuple[str, str]]) -> None:
         super().__init__(message)
         self.changes = dict(changes)
+
+
+class BundleError(LiamError, RuntimeError):
+    """An export bundle or model repository that cannot be used: a missing, truncated or
+    changed file (its sha256 differs), an unknown format, or an export this JAX cannot read."""

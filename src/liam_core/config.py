@@ -28,6 +28,7 @@ from .alda import SchedulerSpec
 from .analysis import AnalyzeSettings, PipelineSpec
 from .data import DataSpec
 from .mesh import MeshSpec
+from .serve import ExportSpec
 from .train import RunLock
 
 LOGGER = logging.getLogger("liam_core")
@@ -41,7 +42,9 @@ CONFIG_PATH = f"pkg://{CONFIG_MODULE}"
 # ``+key``) is refused instead of silently dropped.
 _COMMON_KEYS = {"mesh", "alda", "data", "paths", "task_name", "progress", "optimized_metric"}
 ANALYZE_KEYS = frozenset(_COMMON_KEYS | {"pipeline"})
-TRAIN_KEYS = frozenset(_COMMON_KEYS | {"model", "optim", "train", "task", "tracking", "stop_at"})
+TRAIN_KEYS = frozenset(
+    _COMMON_KEYS | {"model", "optim", "train", "task", "tracking", "stop_at", "export"}
+)
 
 
 def _plain(cfg: Any, where: str) -> Any:
@@ -300,7 +303,10 @@ def train_settings(cfg: DictConfig) -> Any:
 
     plain = _plain(cfg, "")
     _check_keys(plain, TRAIN_KEYS, "train")
-    _groups(plain, ("mesh", "alda", "data", "model", "optim", "train", "task", "tracking", "paths"))
+    _groups(
+        plain,
+        ("mesh", "alda", "data", "model", "optim", "train", "task", "tracking", "paths", "export"),
+    )
     progress = _top_level(plain)
     stop_at = plain.get("stop_at")
     if stop_at is not None:
@@ -320,6 +326,7 @@ def train_settings(cfg: DictConfig) -> Any:
         compilation_cache_dir=cache_dir,
         resolved_config=plain,
         stop_at=stop_at,
+        export=_build(ExportSpec, plain["export"], "export"),
     )
 
 

@@ -24,6 +24,10 @@ from ._mlp import MLPRegressor as MLPRegressor
 from ._registry import MODELS as MODELS
 from ._registry import make_model as make_model
 from ._registry import model_config as model_config
+from ._servable import Output as Output
+from ._servable import Servable as Servable
+from ._servable import model_weights as model_weights
+from ._servable import rebuild as rebuild
 from ._weights import ModelSkeleton as ModelSkeleton
 from ._weights import model_from_arrays as model_from_arrays
 from ._weights import model_to_arrays as model_to_arrays

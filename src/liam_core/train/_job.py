@@ -33,13 +33,13 @@ from .._evidence import mesh_summary, plot_training_curves, start_backend, write
 from ..alda import LaborArray, SchedulerSpec
 from ..data import Batch, DataSpec, concat_batches, open_source
 from ..mesh import MeshSpec
-from ..models import model_config
+from ..models import Servable, model_config
 from ._interrupt import TrainingInterrupted
 from ._loop import TrainResult, fit
 from ._run_dir import RunLock, fingerprint, typed_config
 from ._spec import TrainSpec
 from ._step import check_optimizer
-from ._tasks import Evaluation, Split, Task, TaskSpec, task_for
+from ._tasks import Evaluation, Prepared, Split, Task, TaskSpec, task_for
 from ._tracking import MlflowTracker, TrackingKind, flatten_params
 
 
@@ -97,6 +97,11 @@ class TrainSettings:
         compilation_cache_dir: JAX's persistent compilation cache (``None``: off).
         resolved_config: the resolved config, recorded with the run.
         stop_at: stop after this step (and its checkpoint), as a preempted job would.
+        export: called with the trained model as a :class:`~liam_core.models.Servable`,
+            what the run says about it (config, digest, metrics) and the run folder, after
+            the evaluation; what it returns is the report's ``export`` entry.
+            :class:`liam_core.serve.ExportSpec` writes the run's bundle (``<run dir>/model``)
+            and publishes it (the command line always passes one); ``None``: no export.
     """
 
     mesh: MeshSpec
@@ -112,6 +117,7 @@ class TrainSettings:
     compilation_cache_dir: str | None = None
     resolved_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     stop_at: int | None = None
+    export: Callable[[Servable, Mapping[str, Any], Path], Mapping[str, Any]] | None = None
 
 
 def _load(spec: DataSpec) -> tuple[Batch, str]:
@@ -258,6 +264,9 @@ def _run_training(settings: TrainSettings) -> dict[str, Any]:
         evaluation = task.evaluate(result.model, prepared, split, labor=labor, data=settings.data)
         report = _report(settings, task, result, evaluation, split, description)
         report["normalization"] = prepared.normalization or None
+        if settings.export is not None:
+            names = task.input_names(split.batch)
+            report["export"] = _export(settings, task, result, prepared, evaluation, report, names)
         report["outputs"] = _write(report, task, result, output_dir, settings.resolved_config)
         if tracker is not None:
             final = {k: v for k, v in report["summary"].items() if isinstance(v, int | float)}
@@ -266,12 +275,40 @@ def _run_training(settings: TrainSettings) -> dict[str, Any]:
                 [output_dir / name for name in ("metrics.jsonl", *report["outputs"].values())]
             )
             report["mlflow"] = {"tracking_uri": tracker.tracking_uri, "run_id": tracker.run_id}
+            if "export" in report:
+                report["mlflow"]["model"] = tracker.log_model_bundle(
+                    Path(report["export"]["bundle"]),
+                    report["export"].get("name") or f"liam-{task.name}",
+                    alias=getattr(settings.export, "alias", "latest-trained"),
+                )
             tracker.close("FINISHED")
             tracker = None
     finally:
         if tracker is not None:
             tracker.close("FAILED")
     return report
+
+
+def _export(
+    settings: TrainSettings,
+    task: Task,
+    result: TrainResult,
+    prepared: Prepared,
+    evaluation: Evaluation,
+    report: Mapping[str, Any],
+    feature_names: list[str],
+) -> dict[str, Any]:
+    """The trained model as a servable, handed to ``settings.export`` with the run's record."""
+    servable = task.servable(result.model, task.serving_state(prepared, evaluation), feature_names)
+    run = {
+        "task": task.name,
+        "source": report["source"],
+        "digest": report["digest"],
+        "summary": report["summary"],
+        "training": {k: report["training"][k] for k in ("steps", "best_step", "best_eval_loss")},
+        "config": dict(settings.resolved_config),
+    }
+    return dict(settings.export(servable, run, Path(settings.output_dir)))
 
 
 def _report(

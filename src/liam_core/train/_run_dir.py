@@ -47,6 +47,7 @@ RESUMABLE = (
     "stop_at",
     "progress",
     "optimized_metric",
+    "export",
     "task_name",
     "hydra",
 )

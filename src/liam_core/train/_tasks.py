@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -38,7 +38,13 @@ from ..models import (
     Autoencoder,
     MLPClassifier,
     MLPRegressor,
+    Output,
+    Servable,
     cross_entropy_example_loss,
+    integrated_gradients,
+    model_config,
+    model_weights,
+    rebuild,
     reconstruction_example_loss,
     squared_error_example_loss,
 )
@@ -197,6 +203,17 @@ class Task:
         """Write the task's own plots (beside the training curves); their paths by name."""
         return {}
 
+    def serving_state(self, prepared: Prepared, evaluation: Evaluation) -> dict[str, np.ndarray]:
+        """What was fitted around the model that a prediction needs (standardization,
+        threshold), as named float32 arrays: the second argument of :meth:`servable`."""
+        raise NotImplementedError
+
+    def servable(
+        self, model: eqx.Module, state: Mapping[str, Any], feature_names: Sequence[str]
+    ) -> Servable:
+        """The trained ``model`` with its fitted ``state`` as a pure function of raw rows."""
+        raise NotImplementedError
+
 
 def _check_features(in_features: int, n: int, names: list[str]) -> None:
     if in_features != n:
@@ -305,6 +322,41 @@ class AnomalyDetection(Task):
                 entry["time"] = str(batch.timestamps[row])
         return explanations
 
+    def serving_state(self, prepared: Prepared, evaluation: Evaluation) -> dict[str, np.ndarray]:
+        """The threshold (the standardization is inside the autoencoder)."""
+        return {"threshold": np.float32(evaluation.report["anomalies"]["threshold"])}
+
+    def servable(
+        self, model: Autoencoder, state: Mapping[str, Any], feature_names: Sequence[str]
+    ) -> Servable:
+        """``score`` (the reconstruction error), ``anomaly`` (``score > threshold``), and
+        per-feature integrated-gradient ``attributions`` of the score (``explain``)."""
+        weights, skeleton = model_weights(model)
+        weights["threshold"] = _float32_scalar(state, "threshold")
+        steps = self.spec.attribution_steps
+
+        def forward(weights: Mapping[str, Any], x: jax.Array) -> dict[str, jax.Array]:
+            score = jax.vmap(rebuild(skeleton, weights).anomaly_score)(x)
+            return {"score": score, "anomaly": score > weights["threshold"]}
+
+        def explain(weights: Mapping[str, Any], x: jax.Array) -> dict[str, jax.Array]:
+            rebuilt = rebuild(skeleton, weights)
+            attributions = integrated_gradients(
+                rebuilt.anomaly_score, x, rebuilt.baseline, steps=steps
+            )
+            return {"attributions": attributions}
+
+        return Servable(
+            task=self.name,
+            weights=weights,
+            forward=forward,
+            explain=explain,
+            outputs={"score": Output("float32"), "anomaly": Output("bool")},
+            feature_names=tuple(feature_names),
+            model_config=model_config(model),
+            explain_settings={"attribution_steps": steps},
+        )
+
     def plots(self, curves: Mapping[str, Any], output_dir: Path) -> dict[str, Path]:
         """``anomaly_scores.png``: the scores of every row (maximum per bin), the threshold."""
         path = plot_scores(
@@ -374,6 +426,37 @@ class ShiftClassification(Task):
             numeric={"predictions": predicted},
         )
 
+    def serving_state(self, prepared: Prepared, evaluation: Evaluation) -> dict[str, np.ndarray]:
+        """The inputs' standardization."""
+        return _standardization_state(prepared.normalization, "")
+
+    def servable(
+        self, model: MLPClassifier, state: Mapping[str, Any], feature_names: Sequence[str]
+    ) -> Servable:
+        """``probabilities`` of each shift and the most likely ``shift`` (its code)."""
+        weights, skeleton = model_weights(model)
+        weights.update(_standardization_weights(state, "", len(feature_names)))
+
+        def forward(weights: Mapping[str, Any], x: jax.Array) -> dict[str, jax.Array]:
+            z = (x - weights["mean"]) / weights["scale"]
+            probabilities = jax.vmap(rebuild(skeleton, weights).predict_proba)(z)
+            return {
+                "probabilities": probabilities,
+                "shift": jax.numpy.argmax(probabilities, axis=1).astype(np.int32),
+            }
+
+        return Servable(
+            task=self.name,
+            weights=weights,
+            forward=forward,
+            outputs={
+                "probabilities": Output("float32", (model.n_classes,)),
+                "shift": Output("int32"),
+            },
+            feature_names=tuple(feature_names),
+            model_config=model_config(model),
+        )
+
 
 class Regression(Task):
     """A regressor of the metric ``task.target`` from the other metrics (all standardized)."""
@@ -432,6 +515,75 @@ class Regression(Task):
             summary={"eval_r2": 1 - residual / total if total > 0 else math.nan},
             numeric={"predictions": predicted},
         )
+
+    def serving_state(self, prepared: Prepared, evaluation: Evaluation) -> dict[str, np.ndarray]:
+        """The standardization of the inputs and of the target."""
+        norm = prepared.normalization
+        return {
+            **_standardization_state(norm["inputs"], ""),
+            **_standardization_state(norm["target"], "target_"),
+        }
+
+    def servable(
+        self, model: MLPRegressor, state: Mapping[str, Any], feature_names: Sequence[str]
+    ) -> Servable:
+        """The ``prediction`` of ``task.target`` in its own units."""
+        weights, skeleton = model_weights(model)
+        weights.update(_standardization_weights(state, "", len(feature_names)))
+        weights.update(_standardization_weights(state, "target_", 1))
+
+        def forward(weights: Mapping[str, Any], x: jax.Array) -> dict[str, jax.Array]:
+            z = (x - weights["mean"]) / weights["scale"]
+            y = jax.vmap(rebuild(skeleton, weights))(z)
+            return {"prediction": (y * weights["target_scale"] + weights["target_mean"])[:, 0]}
+
+        return Servable(
+            task=self.name,
+            weights=weights,
+            forward=forward,
+            outputs={"prediction": Output("float32")},
+            feature_names=tuple(feature_names),
+            model_config=model_config(model),
+        )
+
+
+def _float32_scalar(state: Mapping[str, Any], name: str) -> np.ndarray:
+    if name not in state:
+        raise ConfigError(f"the serving state must hold `{name}`, got {sorted(state)}")
+    value = np.asarray(state[name], np.float32)
+    if value.shape != () or not np.isfinite(value):
+        raise ConfigError(
+            f"the serving state's `{name}` must be a finite number, got {quote(value)}"
+        )
+    return value
+
+
+def _standardization_state(norm: Mapping[str, Any] | None, prefix: str) -> dict[str, np.ndarray]:
+    """``mean``/``scale`` of a task's normalization (``_standardize``) as float32 arrays."""
+    if norm is None:
+        raise ConfigError("the task fitted no standardization to serve with")
+    return {
+        prefix + "mean": np.asarray(norm["mean"], np.float32),
+        prefix + "scale": np.asarray(norm["scale"], np.float32),
+    }
+
+
+def _standardization_weights(
+    state: Mapping[str, Any], prefix: str, n: int
+) -> dict[str, np.ndarray]:
+    out = {}
+    for name in (prefix + "mean", prefix + "scale"):
+        if name not in state:
+            raise ConfigError(f"the serving state must hold `{name}`, got {sorted(state)}")
+        value = np.asarray(state[name], np.float32)
+        if value.shape != (n,) or not np.isfinite(value).all():
+            raise ConfigError(
+                f"the serving state's `{name}` must be {n} finite numbers, got {quote(value)}"
+            )
+        out[name] = value
+    if (out[prefix + "scale"] <= 0).any():
+        raise ConfigError(f"the serving state's `{prefix}scale` must be > 0")
+    return out
 
 
 TASKS: Mapping[type[eqx.Module], type[Task]] = MappingProxyType(

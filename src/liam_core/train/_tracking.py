@@ -214,6 +214,26 @@ class MlflowTracker:
             for path in paths:
                 self._client.log_artifact(self.run_id, str(path))
 
+    def log_model_bundle(
+        self, bundle: str | os.PathLike[str], name: str, *, alias: str
+    ) -> dict[str, Any]:
+        """Log an export bundle as the run's ``model`` artifacts and register it as a new
+        version of ``name`` in MLflow's model registry (same store), with ``alias``."""
+        with _quiet_mlflow():
+            self._client.log_artifacts(self.run_id, str(bundle), artifact_path="model")
+            from mlflow.exceptions import MlflowException
+
+            try:
+                self._client.create_registered_model(name)
+            except MlflowException:  # it exists already
+                pass
+            run = self._client.get_run(self.run_id)
+            version = self._client.create_model_version(
+                name, f"{run.info.artifact_uri}/model", run_id=self.run_id
+            )
+            self._client.set_registered_model_alias(name, alias, version.version)
+        return {"registered_model": name, "version": int(version.version), "alias": alias}
+
     def close(self, status: str = "FINISHED") -> None:
         """End the run with ``FINISHED``, ``FAILED`` or ``KILLED``."""
         with _quiet_mlflow():
