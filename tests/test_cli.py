@@ -13,13 +13,14 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 
 from liam_core import ConfigError
-from liam_core.config import CONFIG_MODULE, analyze_settings, train_settings
+from liam_core.config import CONFIG_MODULE, analyze_settings, serve_settings, train_settings
 
 GROUPS = {
     "analyze": ("mesh", "alda", "data", "pipeline", "experiment"),
     "train": ("mesh", "alda", "data", "model", "optim", "tracking", "experiment", "hparams_search"),
+    "serve": ("paths",),
 }
-SETTINGS = {"analyze": analyze_settings, "train": train_settings}
+SETTINGS = {"analyze": analyze_settings, "train": train_settings, "serve": serve_settings}
 
 
 def _liam_core(*args: str, cwd=None, timeout: float = 120):
@@ -53,15 +54,22 @@ def _options_for(app: str, group: str, tmp_path) -> list[str]:
 def test_the_command_without_a_job_prints_its_usage():
     assert _liam_core("--help").returncode == 0
     bare = _liam_core()
-    assert bare.returncode == 2 and "usage: liam-core {analyze,train}" in bare.stdout
+    assert bare.returncode == 2 and "usage: liam-core {analyze,train,serve}" in bare.stdout
 
 
 def test_an_unknown_job_is_one_error_line():
     result = _liam_core("serve-me")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: unknown command 'serve-me'; choose one of ['analyze', 'train']"
+        "error: unknown command 'serve-me'; choose one of ['analyze', 'serve', 'train']"
     ]
+
+
+def test_serve_without_a_repository_is_one_error_line_naming_the_key(tmp_path):
+    result = _liam_core("serve", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "serve.repository" in line, line
 
 
 @pytest.mark.parametrize("app", sorted(GROUPS))

@@ -1,4 +1,4 @@
-"""The command line: ``liam-core analyze ...`` and ``liam-core train ...``.
+"""The command line: ``liam-core analyze ...``, ``liam-core train ...``, ``liam-core serve ...``.
 
 Each subcommand is a Hydra app over the configs shipped in the package (``liam_core.conf``),
 the same app ``experiments/analyze.py`` and ``experiments/train.py`` run, so after
@@ -6,6 +6,7 @@ the same app ``experiments/analyze.py`` and ``experiments/train.py`` run, so aft
 
     liam-core analyze mesh=cpu1 experiment=small
     liam-core train experiment=anomaly tracking=mlflow
+    liam-core serve serve.repository=models
     liam-core train --help        # that app's groups and its composed config
 
 ``python -m liam_core ...`` is the same command. Like :mod:`liam_core.config`, this module is
@@ -23,13 +24,21 @@ import hydra
 from omegaconf import DictConfig
 
 from .analysis import run_analysis
-from .config import CONFIG_PATH, analyze_settings, run_hydra_job, train_settings
+from .config import (
+    CONFIG_PATH,
+    analyze_settings,
+    run_hydra_job,
+    serve_settings,
+    train_settings,
+)
+from .serve import ServeSpec, run_server
 from .train import run_training
 
-USAGE = """usage: liam-core {analyze,train} [group=option ...] [key=value ...] [-m] [--help]
+USAGE = """usage: liam-core {analyze,train,serve} [group=option ...] [key=value ...] [-m] [--help]
 
   analyze   analyze metrics through ALDA (the main job); `liam-core analyze --help`
-  train     train a model with checkpoints;              `liam-core train --help`
+  train     train a model with checkpoints and export;  `liam-core train --help`
+  serve     serve a model repository over HTTP (OIP v2); `liam-core serve --help`
 """
 
 
@@ -52,7 +61,21 @@ def train(cfg: DictConfig) -> float | None:
     return run_hydra_job(cfg, _command("train"), train_settings, run_training, training_summary)
 
 
-APPS: dict[str, Callable[[], Any]] = {"analyze": analyze, "train": train}
+def _serve(spec: ServeSpec) -> dict[str, Any]:
+    run_server(spec)
+    return {"repository": spec.repository}
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="serve")
+def serve(cfg: DictConfig) -> float | None:
+    """The inference server: ``liam-core serve serve.repository=REPO [overrides]``."""
+    return run_hydra_job(
+        cfg, _command("serve"), serve_settings, _serve,
+        lambda result: f"stopped serving {result['repository']}",
+    )  # fmt: skip
+
+
+APPS: dict[str, Callable[[], Any]] = {"analyze": analyze, "train": train, "serve": serve}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

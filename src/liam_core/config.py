@@ -28,7 +28,7 @@ from .alda import SchedulerSpec
 from .analysis import AnalyzeSettings, PipelineSpec
 from .data import DataSpec
 from .mesh import MeshSpec
-from .serve import ExportSpec
+from .serve import ExportSpec, ServeSpec
 from .train import RunLock
 
 LOGGER = logging.getLogger("liam_core")
@@ -42,6 +42,7 @@ CONFIG_PATH = f"pkg://{CONFIG_MODULE}"
 # ``+key``) is refused instead of silently dropped.
 _COMMON_KEYS = {"mesh", "alda", "data", "paths", "task_name", "progress", "optimized_metric"}
 ANALYZE_KEYS = frozenset(_COMMON_KEYS | {"pipeline"})
+SERVE_KEYS = frozenset({"serve", "paths", "task_name"})
 TRAIN_KEYS = frozenset(
     _COMMON_KEYS | {"model", "optim", "train", "task", "tracking", "stop_at", "export"}
 )
@@ -160,6 +161,14 @@ def analyze_settings(cfg: DictConfig) -> AnalyzeSettings:
         compilation_cache_dir=cache_dir,
         resolved_config=plain,
     )
+
+
+def serve_settings(cfg: DictConfig) -> ServeSpec:
+    """The typed settings of ``experiments/serve.py`` (a ``ServeSpec``) from its config."""
+    plain = _plain(cfg, "")
+    _check_keys(plain, SERVE_KEYS, "serve")
+    _groups(plain, ("serve", "paths"))
+    return _build(ServeSpec, plain["serve"], "serve")
 
 
 # Hyperparameters of optax's optimizers and schedules by name: (minimum, maximum, kind), kind
@@ -392,7 +401,7 @@ def run_hydra_job(
                 sys.exit(returncode)
             report_path = Path(settings.output_dir) / "report.json"
             return optimized_metric(json.loads(report_path.read_text()), metric)
-        LOGGER.info("run folder %s", settings.output_dir)
+        LOGGER.info("run folder %s", hydra_config.runtime.output_dir)
         result = run(settings)
         text = summary(result)
         LOGGER.info("%s", text)

@@ -18,3 +18,6 @@ from ._predictor import Predictor as Predictor
 from ._predictor import batch_buckets as batch_buckets
 from ._repository import ModelRepository as ModelRepository
 from ._repository import check_model_name as check_model_name
+from ._server import InferenceServer as InferenceServer
+from ._server import ServeSpec as ServeSpec
+from ._server import run_server as run_server
