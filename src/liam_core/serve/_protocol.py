@@ -161,7 +161,7 @@ def _tensor(
     tensor: Mapping[str, Any], what: str, binary: memoryview, offset: int, n_features: int
 ) -> tuple[np.ndarray, int]:
     datatype = tensor.get("datatype")
-    if datatype not in _NUMERIC_INPUTS:
+    if not isinstance(datatype, str) or datatype not in _NUMERIC_INPUTS:
         raise RequestError(
             f"{what}.datatype must be a numeric datatype such as FP32, got {quote(datatype)}"
         )

@@ -553,6 +553,15 @@ def run_server(spec: ServeSpec) -> None:
         )
     import uvicorn
 
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            # uvicorn raises a captured signal again once it has drained; a drained SIGTERM or
+            # SIGINT is this server's normal end (exit status 0), so it is not raised again.
+            captured = getattr(self, "_captured_signals", None)
+            if captured and captured[-1] == sig:
+                captured.pop()
+
     app = InferenceServer(spec)
     config = uvicorn.Config(
         app,
@@ -565,7 +574,7 @@ def run_server(spec: ServeSpec) -> None:
         log_config=None,  # the job's logging (conf/hydra/job_logging) stays in charge
         timeout_graceful_shutdown=spec.drain_s,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     log.info("serving %s on http://%s:%s", spec.repository, spec.host, spec.port)
     print(f"serving {spec.repository} on http://{spec.host}:{spec.port}", flush=True)
     server.run()
