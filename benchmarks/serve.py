@@ -31,12 +31,18 @@ Measured, one contender at a time (no server runs while another is measured):
    raw ``asyncio.open_connection`` streams, no retries: a 503 is counted and the connection
    goes on), a fixed number of requests; predictions per second, the status counts, and the
    server's ``/metrics`` batch-size histogram (the change over the run) for
-   ``serve.max_queue_delay_us`` 0 and 200.
+   ``serve.max_queue_delay_us`` 0, 200 and 1000. (uvloop rounds a timer to whole
+   milliseconds, ``round(delay * 1000)``, and runs a 0 ms timer as ``call_soon``: 200 us
+   waits one loop iteration, not 200 us; 1000 us waits about 1 ms.)
 4. The same client against a naive Starlette app (``await request.json()``, numpy, a
    ``jax.jit``-ted model, ``JSONResponse``) run by uvicorn with its defaults, and against a
    floor: a uvloop protocol answering every request with a fixed response (no model, no
    framework): what this client and the loopback allow on this machine.
-5. MLServer: skipped unless ``mlserver`` is importable (installing it here would downgrade
+5. The server's per-request Python steps in this process (``parse_infer`` JSON and binary,
+   ``Predictor.rows``, ``Predictor.run``, ``encode_response``, the Prometheus observations):
+   and ``InferenceServer`` driven as an ASGI app (no HTTP, batching task included): where the
+   time of a concurrency-1 request goes besides HTTP.
+6. MLServer: skipped unless ``mlserver`` is importable (installing it here would downgrade
    fastapi, starlette and protobuf in the project's venv; see the reason in the report).
 
 Every figure is a median (p50) with the p99 over all samples, in microseconds; the JSON
@@ -98,9 +104,9 @@ MODELS: dict[str, dict[str, Any]] = {
 HTTP_MODEL = "mlp_64x256x256x8"
 
 FULL = {"inproc_calls": 5000, "rounds": 10, "http_requests": 5000, "load_requests": 40_000,
-        "concurrency": 64, "delays_us": (0, 200)}  # fmt: skip
+        "concurrency": 64, "delays_us": (0, 200, 1000)}  # fmt: skip
 QUICK = {"inproc_calls": 400, "rounds": 2, "http_requests": 200, "load_requests": 2000,
-         "concurrency": 64, "delays_us": (0, 200)}  # fmt: skip
+         "concurrency": 64, "delays_us": (0, 200, 1000)}  # fmt: skip
 
 START_TIMEOUT_S = 120.0
 MLSERVER_SKIPPED = (
@@ -482,6 +488,114 @@ def in_process(name: str, built: dict[str, Any], calls: int, rounds: int) -> dic
     }
 
 
+def server_steps(built: dict[str, Any], calls: int, rounds: int) -> dict[str, Any]:
+    """The server's per-request Python work on one batch-1 request, timed in this process:
+    what an infer request costs besides HTTP and the model call."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    from liam_core.serve._protocol import encode_response, parse_infer
+
+    predictor = Predictor.load(built["bundle"], max_batch_size=64, explain=False)
+    x = built["x"]
+    n = x.shape[1]
+    body = json_body(x)
+    binary, header_length = binary_body(x)
+    request_json = parse_infer(body, None, n)
+    request_binary = parse_infer(binary, str(header_length), n)
+    rows = predictor.rows(request_json.rows)
+    outputs = predictor.run(rows)
+    registry = CollectorRegistry()
+    counter = Counter("requests", "", ["model", "version", "status"], registry=registry)
+    histogram = Histogram("latency", "", ["model"], registry=registry)
+
+    def metrics() -> None:  # what the server records per request (and per batch)
+        counter.labels("ops", "1", "200").inc()
+        histogram.labels("ops").observe(1e-4)
+        histogram.labels("ops").observe(1.0)
+
+    stats = interleaved(
+        {
+            "parse_infer_json": lambda: parse_infer(body, None, n),
+            "parse_infer_binary": lambda: parse_infer(binary, str(header_length), n),
+            "predictor_rows": lambda: predictor.rows(request_json.rows),
+            "predictor_run": lambda: predictor.run(rows),
+            "encode_response_json": lambda: encode_response("ops", 1, outputs, request_json),
+            "encode_response_binary": lambda: encode_response("ops", 1, outputs, request_binary),
+            "prometheus_3_observations": metrics,
+        },
+        calls,
+        rounds,
+    )
+    stats.update(_run_async(_asgi_app(built, calls, rounds)))
+    return {"model": built["settings"], "batch_rows": 1, "steps": stats}
+
+
+async def _asgi_app(built: dict[str, Any], calls: int, rounds: int) -> dict[str, Any]:
+    """``InferenceServer`` called as an ASGI app in this process (uvloop), no HTTP: one
+    infer request from the ASGI scope to the response messages, batching task included."""
+    from liam_core.serve import InferenceServer, ServeSpec
+
+    folder = Path(tempfile.mkdtemp(prefix="liam-serve-asgi-"))
+    try:
+        ModelRepository(folder).publish(built["bundle"], "ops")
+        app = InferenceServer(ServeSpec(repository=str(folder), poll_s=0))
+        await app.startup()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (app.models.get("ops") and app.models["ops"].ready):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the in-process InferenceServer did not load `ops`")
+            await asyncio.sleep(0.05)
+        x = built["x"]
+        binary, header_length = binary_body(x)
+        bodies = {
+            "asgi_app_infer_json": (json_body(x), []),
+            "asgi_app_infer_binary": (
+                binary,
+                [(b"inference-header-content-length", str(header_length).encode())],
+            ),
+        }
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        calls_of = {}
+        for name, (body, extra) in bodies.items():
+            scope = {
+                "type": "http", "method": "POST", "path": INFER_PATH,
+                "headers": [(b"content-length", str(len(body)).encode()), *extra],
+            }  # fmt: skip
+
+            async def receive(body: bytes = body) -> dict:
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            calls_of[name] = (scope, receive)
+        samples: dict[str, list[int]] = {name: [] for name in bodies}
+        medians: dict[str, list[float]] = {name: [] for name in bodies}
+        clock = time.perf_counter_ns
+        for scope, receive in calls_of.values():
+            for _ in range(200):
+                sent.clear()
+                await app(scope, receive, send)
+            if sent[0]["status"] != 200:
+                raise RuntimeError(f"the in-process InferenceServer answered {sent}")
+        for _ in range(rounds):
+            for name, (scope, receive) in calls_of.items():
+                gc.collect()
+                block = []
+                for _ in range(max(1, calls // rounds)):
+                    sent.clear()
+                    start = clock()
+                    await app(scope, receive, send)
+                    block.append(clock() - start)
+                samples[name] += block
+                medians[name].append(statistics.median(block))
+        await app.shutdown()
+        return {name: summary(samples[name], medians[name]) for name in bodies}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- HTTP clients
 
 INFER_PATH = "/v2/models/ops/infer"
@@ -816,6 +930,7 @@ def throughput(service: Service, payload: bytes, total: int, concurrency: int,
     )
     if metrics:
         out["server_metrics"] = metrics_change(before, scrape(service))
+        out["server_metrics"]["includes_warmup_requests"] = concurrency * 10
     return out
 
 
@@ -894,6 +1009,8 @@ def run(settings: dict[str, Any], keep: bool) -> dict[str, Any]:
         for name in MODELS:
             report["in_process"][name] = in_process(name, built[name], calls, rounds)
             print(name, json.dumps(report["in_process"][name]["contenders"]), flush=True)
+        report["server_steps_in_process"] = server_steps(built[HTTP_MODEL], calls, rounds)
+        print("server steps", json.dumps(report["server_steps_in_process"]), flush=True)
 
         # Over HTTP: the MLP, published as `ops`.
         repository = folder / "repository"
@@ -1004,6 +1121,12 @@ def table(report: dict[str, Any]) -> str:
                 f"| {model} | {name} | {entry['p50_us']:.1f} | {entry['p99_us']:.1f} | "
                 f"{ratio:.2f}x | {'yes' if all(ok.values()) else 'no'} |"
             )
+    steps = report["server_steps_in_process"]["steps"]
+    lines += [
+        "",
+        "The server's per-request steps, in process (us p50): "
+        + ", ".join(f"{name} {entry['p50_us']:.1f}" for name, entry in steps.items()),
+    ]
     lines += ["", f"HTTP, concurrency 1, {report['http_model']} batch 1 (us)", "",
               "| server | request | p50 | p99 | server CPU/req | client CPU/req |",
               "|---|---|---|---|---|---|"]  # fmt: skip

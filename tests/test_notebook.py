@@ -57,6 +57,11 @@ def test_quickstart_runs_top_to_bottom_in_this_environment(tmp_path, monkeypatch
     assert "identical on all 8 topologies: True" in stdout
     assert "rank 8, condition" in stdout
     assert "digest: " in stdout
+    assert "published: ['1']" in stdout and "serving ops version 1" in stdout
+    assert "tritonclient agrees: True" in stdout
+    assert 'liam_requests_total{model="ops",status="200",version="1"} 2.0' in stdout
+    assert "jax imported: False" in stdout and "edge matches the server: True" in stdout
+    assert "server exit status 0" in stdout
     figures = [
         output
         for cell in cells

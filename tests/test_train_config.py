@@ -174,6 +174,14 @@ def test_a_multirun_trains_on_two_meshes_to_one_digest_and_tracks_both_in_mlflow
         assert {"loss", "eval_loss", "precision", "recall", "f1"} <= set(run.data.metrics)
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"config.json", "report.json", "training_curves.png", "metrics.jsonl"} <= artifacts
+        bundle = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+        assert {"model/manifest.json", "model/forward.jaxexport", "model/SHA256SUMS"} <= bundle
+    # Each run registered its bundle as a version of one model; the alias is on the newest.
+    versions = client.search_model_versions("name='liam-anomaly_detection'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    assert {v.run_id for v in versions} == {run.info.run_id for run in runs}
+    latest = client.get_model_version_by_alias("liam-anomaly_detection", "latest-trained")
+    assert int(latest.version) == 2
 
 
 def test_the_anomaly_search_minimizes_the_validation_loss_with_optuna(tmp_path):
