@@ -44,7 +44,9 @@ def _bundle(folder: Path, seed: int, threshold: float = 3.0) -> Path:
 class Server:
     """``python -m liam_core serve`` on a free port; stdout/stderr kept in files."""
 
-    def __init__(self, repository: Path, folder: Path, *overrides: str) -> None:
+    def __init__(
+        self, repository: Path, folder: Path, *overrides: str, wait_for: str = "/v2/health/ready"
+    ) -> None:
         self.port = free_port()
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -57,14 +59,14 @@ class Server:
             self.process = subprocess.Popen(
                 args, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=clean_env()
             )
-        self.wait_ready()
+        self.wait_ready(wait_for)
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, path: str = "/v2/health/ready") -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log.read_text()[-3000:]
             try:
-                if self.get("/v2/health/ready")[0] == 200:
+                if self.get(path)[0] == 200:
                     return
             except OSError:
                 pass
@@ -406,14 +408,36 @@ def test_a_corrupt_version_is_logged_once_and_the_served_one_keeps_serving(
 # --------------------------------------------------------------------------- life
 
 
-def test_a_token_guards_everything_but_the_health_checks(repository, tmp_path):
-    guarded = Server(repository.root, tmp_path, "serve.token=s3cret-token", "serve.poll_s=0")
+def test_a_token_guards_all_but_health_and_a_corrupt_model_is_not_ready_alone(repository, tmp_path):
+    root = tmp_path / "models"
+    shutil.copytree(repository.path("ops", 1), root / "ops" / "1")
+    shutil.copytree(repository.path("ops", 1), root / "broken" / "1")
+    (root / "broken" / "1" / "forward.jaxexport").write_bytes(b"truncated")
+    guarded = Server(root, tmp_path / "server", "serve.token=s3cret-token", "serve.poll_s=0",
+                     wait_for="/v2/health/live")  # fmt: skip
+    token = {"Authorization": "Bearer s3cret-token"}
     try:
         assert guarded.get("/v2/health/live")[0] == 200
         assert guarded.infer(rows(1))[0] == 401
         assert guarded.get("/metrics")[0] == 401
-        ok = guarded.infer(rows(1), headers={"Authorization": "Bearer s3cret-token"})
-        assert ok[0] == 200
+        deadline = time.monotonic() + 60
+        while guarded.request("GET", "/v2/models/ops/ready", headers=token)[0] != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert guarded.infer(rows(1), headers=token)[0] == 200
+        status, body, _ = guarded.request("GET", "/v2/models/broken/ready", headers=token)
+        assert status == 503
+        assert guarded.get("/v2/health/ready")[0] == 503  # not every model is ready
+        status, body = guarded.infer(rows(1), model="broken", headers=token)
+        assert status == 503 and "forward.jaxexport: its sha256 differs" in body["error"]
+        status, body, _ = guarded.request("POST", "/v2/repository/index", b"", token)
+        assert json.loads(body) == [
+            {"name": "broken", "state": "UNAVAILABLE", "version": "",
+             "reason": json.loads(body)[0]["reason"]},
+            {"name": "ops", "state": "READY", "version": "1"},
+        ]  # fmt: skip
+        log = (tmp_path / "server" / "run" / "serve.log").read_text()
+        assert log.count("model broken version 1 does not load") == 1
     finally:
         guarded.stop()
 

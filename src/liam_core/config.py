@@ -75,6 +75,8 @@ def _build(cls: type, settings: Mapping[str, Any], group: str) -> Any:
         raise ConfigError(f"{group} has unknown fields {unknown}; allowed: {sorted(fields)}")
     try:
         return cls(**settings)
+    except LiamError:
+        raise  # names its key already (ConfigTypeError is a TypeError too)
     except TypeError as error:
         raise ConfigError(f"{group}: {error}") from None
 
