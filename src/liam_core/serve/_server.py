@@ -1,12 +1,14 @@
 """The inference server: every model of a repository over the Open Inference Protocol (v2).
 
 A thin ASGI application run by uvicorn (httptools, uvloop), no web framework: each request is
-parsed (orjson, or Triton's binary tensors), checked, and queued for its model; one batching
-task per model joins what is queued (up to ``max_batch_size`` rows, waiting at most
-``max_queue_delay_us`` for more) and calls the model's :class:`~liam_core.serve.Predictor`,
-whose executables were compiled at load for every batch bucket, so nothing is traced or
-compiled while serving. While a batch runs, new requests wait in the queue and form the
-next batch. A full queue answers ``503`` with ``Retry-After``.
+parsed (orjson, or Triton's binary tensors), checked, and queued for its model. A drain of the
+queue is scheduled on the event loop after the callbacks already due, so the requests read in
+the same turn of the loop join one batch (up to ``max_batch_size`` rows; with
+``max_queue_delay_us`` the drain waits that long for more, and uvloop rounds timers to whole
+milliseconds); the batch runs the model's :class:`~liam_core.serve.Predictor`, whose
+executables were compiled at load for every batch bucket, so nothing is traced or compiled
+while serving. Requests that arrive while a batch runs form the next one. A full queue
+answers ``503`` with ``Retry-After``.
 
 Versions: each model serves its latest version (or the one pinned in ``serve.versions``). The
 repository is polled every ``poll_s`` seconds (and on ``POST /v2/repository/models/{name}/load``);
@@ -142,9 +144,8 @@ class _Model:
     failed: int | None = None  # the newest version that did not load (not retried)
     queue: collections.deque = dataclasses.field(default_factory=collections.deque)
     queued_rows: int = 0
-    wakeup: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    scheduled: bool = False  # a drain of the queue is scheduled on the event loop
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
-    worker: asyncio.Task | None = None
 
     @property
     def ready(self) -> bool:
@@ -171,10 +172,19 @@ class _Metrics:
         self.queue_depth = Gauge(
             "liam_queue_depth", "Requests waiting per model", ["model"], registry=self.registry
         )
+        self._children: dict[tuple, Any] = {}
         self.rejections = Counter(
             "liam_rejections", "Requests refused before running: queue full, body too large, "
             "unauthorized, model not ready", ["model", "reason"], registry=self.registry,
         )  # fmt: skip
+
+    def child(self, metric: str, *labels: str) -> Any:
+        """``getattr(self, metric).labels(*labels)``, looked up once (it is on every request)."""
+        key = (metric, *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = getattr(self, metric).labels(*labels)
+        return found
 
 
 class InferenceServer:
@@ -207,7 +217,7 @@ class InferenceServer:
             self._tasks.append(asyncio.create_task(self._poll()))
 
     async def shutdown(self) -> None:
-        for task in self._tasks + [m.worker for m in self.models.values() if m.worker]:
+        for task in self._tasks:
             task.cancel()
 
     def _names(self) -> list[str]:
@@ -235,7 +245,6 @@ class InferenceServer:
         model = self.models.get(name)
         if model is None:
             model = self.models[name] = _Model(name)
-            model.worker = asyncio.create_task(self._work(model))
         async with model.lock:
             wanted = self.spec.versions.get(name) or self.repository.latest(name)
             if wanted is None:
@@ -263,24 +272,37 @@ class InferenceServer:
 
     # -- batching ----------------------------------------------------------------------------
 
-    async def _work(self, model: _Model) -> None:
-        delay = self.spec.max_queue_delay_us / 1e6
+    def _enqueue(self, model: _Model, pending: _Pending) -> None:
+        model.queue.append(pending)
+        model.queued_rows += pending.rows.shape[0]
+        if not model.scheduled:
+            model.scheduled = True
+            loop = asyncio.get_running_loop()
+            delay = self.spec.max_queue_delay_us / 1e6
+            if delay and model.queued_rows < self.spec.max_batch_size:
+                loop.call_later(delay, self._drain, model)
+            else:
+                # After the callbacks already due: the requests read in this turn of the
+                # loop join the batch (natural batching), and a lone request waits for
+                # nothing but one turn.
+                loop.call_soon(self._drain, model)
+
+    def _drain(self, model: _Model) -> None:
+        """Run one batch from ``model``'s queue; schedule the next while requests wait."""
+        model.scheduled = False
         limit = self.spec.max_batch_size
-        while True:
-            while not model.queue:
-                model.wakeup.clear()
-                await model.wakeup.wait()
-            if delay and model.queued_rows < limit:
-                await asyncio.sleep(delay)
-            batch, rows = [], 0
-            while model.queue and (not batch or rows + model.queue[0].rows.shape[0] <= limit):
-                pending = model.queue.popleft()
-                batch.append(pending)
-                rows += pending.rows.shape[0]
-            model.queued_rows -= rows
-            self.metrics.queue_depth.labels(model.name).set(len(model.queue))
+        batch, rows = [], 0
+        while model.queue and (not batch or rows + model.queue[0].rows.shape[0] <= limit):
+            pending = model.queue.popleft()
+            batch.append(pending)
+            rows += pending.rows.shape[0]
+        model.queued_rows -= rows
+        self.metrics.child("queue_depth", model.name).set(len(model.queue))
+        if batch:
             self._run(model, batch, rows)
-            await asyncio.sleep(0)  # read what arrived while the batch ran
+        if model.queue and not model.scheduled:
+            model.scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain, model)
 
     def _run(self, model: _Model, batch: list[_Pending], n_rows: int) -> None:
         predictor, version = model.predictor, model.version
@@ -300,7 +322,7 @@ class InferenceServer:
                 if not pending.future.done():
                     pending.future.set_exception(error)
             return
-        self.metrics.batch_size.labels(model.name).observe(n_rows)
+        self.metrics.child("batch_size", model.name).observe(n_rows)
         start = explained_start = 0
         for pending in batch:
             n = pending.rows.shape[0]
@@ -514,9 +536,7 @@ class InferenceServer:
                     "limit, serve.max_queue_size); retry shortly", 503,
                 )  # fmt: skip
             future = asyncio.get_running_loop().create_future()
-            model.queue.append(_Pending(rows, explain, future))
-            model.queued_rows += rows.shape[0]
-            model.wakeup.set()
+            self._enqueue(model, _Pending(rows, explain, future))
             version, outputs = await future
             if names is not None:
                 outputs = {name: outputs[name] for name in names}
@@ -527,8 +547,8 @@ class InferenceServer:
             if status == 503:
                 return status, _error(str(error)), [(b"retry-after", b"1")]
             raise
-        self.metrics.requests.labels(model.name, str(version), "200").inc()
-        self.metrics.latency.labels(model.name).observe(time.perf_counter() - started)
+        self.metrics.child("requests", model.name, str(version), "200").inc()
+        self.metrics.child("latency", model.name).observe(time.perf_counter() - started)
         extra = []
         if header_length is not None:
             extra = [(HEADER_LENGTH.encode(), str(header_length).encode())]
