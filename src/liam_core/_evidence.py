@@ -179,13 +179,21 @@ def detection_quality(flagged: Any, truth: Any) -> dict[str, float | int]:
             f"detection_quality: `truth` must have the shape of `flagged` {flagged.shape}, "
             f"got shape {truth.shape}"
         )
-    true_positive = int(np.sum(flagged & truth))
-    n_flagged, n_true = int(flagged.sum()), int(truth.sum())
+    return quality_from_counts(
+        int(flagged.shape[0]), int(flagged.sum()), int(truth.sum()), int(np.sum(flagged & truth))
+    )
+
+
+def quality_from_counts(
+    n_rows: int, n_flagged: int, n_true: int, true_positive: int
+) -> dict[str, float | int]:
+    """:func:`detection_quality` from counts (rows, flagged, truly anomalous, both), for
+    callers that count batch by batch."""
     precision = true_positive / n_flagged if n_flagged else 0.0
     recall = true_positive / n_true if n_true else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
-        "n_rows": int(flagged.shape[0]),
+        "n_rows": n_rows,
         "n_flagged": n_flagged,
         "n_true_anomalies": n_true,
         "true_positives": true_positive,

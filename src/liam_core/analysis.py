@@ -52,12 +52,12 @@ from ._detect import (
 from ._digest import digest
 from ._errors import ConfigError, ConfigTypeError, EmptyInputError, ShapeError
 from ._evidence import (
-    detection_quality,
     mesh_summary,
     plot_score_points,
     plot_scree,
     plot_spectra,
     progress_bar,
+    quality_from_counts,
     start_backend,
     write_json,
 )
@@ -422,7 +422,7 @@ def analyze(
     count, total, cross = 0.0, None, None
     entity_sums: dict[str, np.ndarray] | None = None
     series_parts: list[np.ndarray] = []
-    n_rows = masked_rows = n_steps = 0
+    n_rows = masked_rows = n_steps = n_valid = 0
     first_time = None
     for block, masked in blocks("pass 1/2: moments, baselines, spectra"):
         masked_rows += masked
@@ -430,6 +430,7 @@ def analyze(
         if first_time is None and block.timestamps is not None:
             first_time = block.timestamps[0]
         kept = block.values[block.valid]
+        n_valid += kept.shape[0]
         present = block.valid.sum(axis=1)
         series_parts.append(
             block.values.astype(np.float64).sum(axis=1) / np.maximum(present, 1)[:, None]
@@ -496,7 +497,10 @@ def analyze(
     counts = _KindCounts(
         kind_names, np.zeros(len(kind_names), np.int64), np.zeros(len(kind_names), np.int64)
     )
-    scores, flags, steps_of, truth_any = [], [], [], []
+    scores: list[np.ndarray] = []
+    points = _ScorePoints(pipeline.score_points, n_valid)
+    quality_counts = np.zeros(3, np.int64)  # flagged, truly anomalous, both
+    labelled = False
     top: list[tuple[float, int, int, int, float, Any]] = []
     reference_rows: list[np.ndarray] = []
     current_rows: list[np.ndarray] = []
@@ -522,13 +526,17 @@ def analyze(
         valid = block.valid
         flagged = valid & (score >= threshold)
         scores.append(score[valid])
-        flags.append(flagged[valid])
-        steps_of.append(
-            np.broadcast_to((block.first_step + np.arange(steps))[:, None], valid.shape)[valid]
-        )
+        row_flagged = flagged[valid]
+        row_truth = None
         if block.kinds is not None:
-            counts.add(flagged[valid], block.kinds[valid])
-            truth_any.append(block.kinds[valid].any(axis=1))
+            labelled = True
+            counts.add(row_flagged, block.kinds[valid])
+            row_truth = block.kinds[valid].any(axis=1)
+            quality_counts += (row_flagged.sum(), row_truth.sum(), (row_flagged & row_truth).sum())
+        else:
+            quality_counts[0] += row_flagged.sum()
+        row_steps = np.broadcast_to((block.first_step + np.arange(steps))[:, None], valid.shape)
+        points.add(score[valid], row_flagged, row_steps[valid], row_truth)
         for s, e in zip(*np.nonzero(flagged), strict=True):
             top.append(
                 (
@@ -547,7 +555,7 @@ def analyze(
         reference_rows.append(block.values[in_reference][valid[in_reference]])
         current_rows.append(block.values[in_current][valid[in_current]])
     score = np.concatenate(scores)
-    flagged_rows = np.concatenate(flags)
+    del scores
 
     reference, current = np.concatenate(reference_rows), np.concatenate(current_rows)
     for which, rows in (("reference", reference), ("current", current)):
@@ -576,7 +584,7 @@ def analyze(
     anomalies: dict[str, Any] = {
         "method": "per-entity z-score, residual against the fleet and a rolling baseline, CUSUM",
         "threshold": threshold,
-        "n_flagged": int(flagged_rows.sum()),
+        "n_flagged": int(quality_counts[0]),
         "top": [
             {
                 "time": _iso(stamp) if stamp is not None else row,
@@ -589,9 +597,8 @@ def analyze(
             for negative, row, entity, metric, share, stamp in top
         ],
     }
-    if truth_any:
-        truth = np.concatenate(truth_any)
-        quality = detection_quality(flagged_rows, truth)
+    if labelled:
+        quality = quality_from_counts(score.shape[0], *map(int, quality_counts))
         anomalies.update(
             {key: quality[key] for key in ("n_true_anomalies", "precision", "recall", "f1")}
         )
@@ -662,15 +669,7 @@ def analyze(
     results["curves"] = {
         "frequencies_per_hour": spectrum["frequencies"],
         "power": spectrum["power"],
-        **_score_points(
-            score,
-            flagged_rows,
-            np.concatenate(steps_of),
-            np.concatenate(truth_any) if truth_any else None,
-            pipeline.score_points,
-            first_time,
-            period_s,
-        ),
+        **points.curves(first_time, period_s),
         "singular_values": results["patterns"]["singular_values"],
     }
     return results
@@ -701,30 +700,40 @@ def _drift_windows(
     }
 
 
-def _score_points(
-    score: np.ndarray,
-    flagged: np.ndarray,
-    steps: np.ndarray,
-    truth: np.ndarray | None,
-    limit: int,
-    first_time: np.datetime64 | None,
-    period_s: float,
-) -> dict[str, Any]:
-    """The points of the score scatter, every flagged row and at most ``limit`` others
-    (evenly spaced): ``score_time``, ``score``, ``score_flagged`` and ``truth`` (labelled)."""
-    others = np.flatnonzero(~flagged)
-    stride = max(1, -(-others.shape[0] // limit))
-    keep = np.union1d(np.flatnonzero(flagged), others[::stride])
-    if first_time is not None:
-        times = first_time + (steps[keep] * period_s).astype("timedelta64[s]")
-    else:
-        times = steps[keep]
-    return {
-        "score_time": times,
-        "score": score[keep],
-        "score_flagged": flagged[keep],
-        "truth": None if truth is None else truth[keep],
-    }
+class _ScorePoints:
+    """The points of the score scatter, gathered batch by batch: every flagged row and about
+    ``limit`` others (every ``stride``-th of the ``n_valid`` rows), so memory does not grow
+    with the rows."""
+
+    def __init__(self, limit: int, n_valid: int) -> None:
+        self.stride = max(1, -(-n_valid // limit))
+        self.seen = 0
+        self.parts: list[tuple[np.ndarray, ...]] = []
+
+    def add(
+        self, score: np.ndarray, flagged: np.ndarray, steps: np.ndarray, truth: np.ndarray | None
+    ) -> None:
+        index = self.seen + np.arange(score.shape[0])
+        self.seen += score.shape[0]
+        keep = flagged | (index % self.stride == 0)
+        self.parts.append(
+            (score[keep], flagged[keep], steps[keep], None if truth is None else truth[keep])
+        )
+
+    def curves(self, first_time: np.datetime64 | None, period_s: float) -> dict[str, Any]:
+        """``score_time``, ``score``, ``score_flagged`` and ``truth`` (labelled data)."""
+        score, flagged, steps, truth = (
+            None if not self.parts or self.parts[0][k] is None
+            else np.concatenate([part[k] for part in self.parts])
+            for k in range(4)
+        )  # fmt: skip
+        if score is None:
+            score, flagged, steps = np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, int)
+        if first_time is not None:
+            times = first_time + (steps * period_s).astype("timedelta64[s]")
+        else:
+            times = steps
+        return {"score_time": times, "score": score, "score_flagged": flagged, "truth": truth}
 
 
 def _spectrum(
