@@ -5,6 +5,9 @@ Run (about two minutes on 2 cores; quote the medians, the machine is noisy):
     .venv/bin/python benchmarks/serve.py            # full: writes benchmarks/results/serve.json
     .venv/bin/python benchmarks/serve.py --quick    # tiny counts, a smoke test (writes nothing
                                                     # unless --out is given)
+    .venv/bin/python benchmarks/serve.py --no-mlserver   # without the MLServer contender
+
+(The first run also builds MLServer's venv, a few minutes; later runs reuse it.)
 
 Two models, exported as bundles the way a training run exports them (``export_bundle``):
 
@@ -42,8 +45,17 @@ Measured, one contender at a time (no server runs while another is measured):
    ``Predictor.rows``, ``Predictor.run``, ``encode_response``, the Prometheus observations):
    and ``InferenceServer`` driven as an ASGI app (no HTTP, batching task included): where the
    time of a concurrency-1 request goes besides HTTP.
-6. MLServer: skipped unless ``mlserver`` is importable (installing it here would downgrade
-   fastapi, starlette and protobuf in the project's venv; see the reason in the report).
+6. MLServer (an existing Open Inference Protocol server) serving the same bundle as a custom
+   model: an ``mlserver.MLModel`` subclass whose ``load`` is ``Predictor.load(uri)`` and whose
+   ``predict`` decodes ``x`` with ``NumpyCodec``, calls ``Predictor.run`` and encodes each
+   output with ``NumpyCodec.encode_output``; ``mlserver start`` with ``parallel_workers=0``
+   (inference in its main process) and ``debug`` false. The same clients and requests as
+   (2) and (3); its first response is checked against liam-core's. MLServer lives in its own
+   venv (installing it into the project's would downgrade fastapi, starlette and protobuf):
+   built once with ``python3.11 -m venv`` and ``pip install mlserver jax==<this jax>
+   <a copy of this repository's sources>`` under ``~/.cache/liam-core/bench-mlserver-venv``
+   (``--mlserver-venv``), liam-core reinstalled there when its sources change; if that fails
+   the report says why (``mlserver: {"skipped": ...}``); ``--no-mlserver`` skips it.
 
 Every figure is a median (p50) with the p99 over all samples, in microseconds; the JSON
 report also holds means, minimums, the spread of the per-round medians, and the targets
@@ -61,7 +73,6 @@ import contextlib
 import gc
 import http.client
 import importlib.metadata
-import importlib.util
 import json
 import os
 import platform
@@ -109,12 +120,6 @@ QUICK = {"inproc_calls": 400, "rounds": 2, "http_requests": 200, "load_requests"
          "concurrency": 64, "delays_us": (0, 200, 1000)}  # fmt: skip
 
 START_TIMEOUT_S = 120.0
-MLSERVER_SKIPPED = (
-    "not installed: `pip install --dry-run mlserver` (mlserver 1.7.1) would downgrade packages "
-    "of the project's venv (fastapi 0.165.0 -> 0.115.14, starlette 1.10.0 -> 0.46.2, "
-    "protobuf 7.36.2 -> 6.33.6) and add about 20 more (grpcio, aiokafka, opentelemetry "
-    "instrumentation...), so it was not installed and this contender is not run"
-)
 
 # --------------------------------------------------------------------------- subprocesses
 
@@ -169,13 +174,15 @@ def _free_port() -> int:
 class Service:
     """A server subprocess on a free port, its output in a log file, stopped on exit."""
 
-    def __init__(self, label: str, args: list[str], port: int, folder: Path) -> None:
-        self.label, self.port = label, port
+    def __init__(self, label: str, args: list[str], port: int, folder: Path, *,
+                 ready_path: str = "/v2/health/ready", env: dict[str, str] | None = None,
+                 cwd: Path = ROOT) -> None:  # fmt: skip
+        self.label, self.port, self.ready_path = label, port, ready_path
         self.log = folder / f"{label}.log"
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
-                args, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=_child_env(),
-                start_new_session=True,
+                args, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+                env=_child_env() if env is None else env, start_new_session=True,
             )  # fmt: skip
         _PROCESSES.append(self.process)
         started = time.monotonic()
@@ -192,7 +199,7 @@ class Service:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.label} exited:\n{self.log.read_text()[-3000:]}")
             with contextlib.suppress(OSError, http.client.HTTPException):
-                if self.get("/v2/health/ready")[0] == 200:
+                if self.get(self.ready_path)[0] == 200:
                     return
             time.sleep(0.1)
         raise RuntimeError(f"{self.label} not ready in time:\n{self.log.read_text()[-3000:]}")
@@ -357,6 +364,223 @@ def floor_server(folder: Path) -> Service:
             time.sleep(0.05)
     service.start_seconds = time.monotonic() - started
     return service
+
+
+# --------------------------------------------------------------------------- MLServer
+
+MLSERVER_VENV = Path.home() / ".cache" / "liam-core" / "bench-mlserver-venv"
+MLSERVER_PIP_TIMEOUT_S = 1800.0
+MLSERVER_SOURCES = ("pyproject.toml", "README.md", "src", "conf")  # what the wheel is built from
+
+MLSERVER_RUNTIME = '''\
+"""An MLServer custom runtime serving a liam-core bundle (written by benchmarks/serve.py)."""
+import numpy as np
+from mlserver import MLModel
+from mlserver.codecs import NumpyCodec
+from mlserver.errors import InferenceError
+from mlserver.types import InferenceRequest, InferenceResponse
+
+from liam_core.serve import Predictor
+
+
+class LiamBundle(MLModel):
+    """``Predictor.load(parameters.uri)``; ``predict`` runs the input tensor ``x``."""
+
+    async def load(self) -> bool:
+        self.predictor = Predictor.load(self.settings.parameters.uri, max_batch_size=64,
+                                        explain=False)
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        tensor = next((t for t in payload.inputs if t.name == "x"), None)
+        if tensor is None:
+            raise InferenceError("the request has no input tensor `x`")
+        x = NumpyCodec.decode_input(tensor)
+        outputs = self.predictor.run(self.predictor.rows(x))
+        return InferenceResponse(
+            model_name=self.name,
+            model_version=self.version,
+            id=payload.id,
+            outputs=[NumpyCodec.encode_output(name, np.asarray(value))
+                     for name, value in outputs.items()],
+        )
+'''
+
+
+class MLServerUnavailable(Exception):
+    """The MLServer venv could not be built (the message says why)."""
+
+
+def _sources_digest() -> str:
+    """A hash of what liam-core's wheel is built from (to know when the venv's copy is stale)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in MLSERVER_SOURCES:
+        top = ROOT / name
+        files = [top] if top.is_file() else sorted(top.rglob("*"))
+        for path in files:
+            relative = path.relative_to(ROOT)
+            if (not path.is_file() or "__pycache__" in relative.parts
+                    or any(part.endswith(".egg-info") for part in relative.parts)
+                    or relative.parts[:2] == ("conf", "local")):  # fmt: skip
+                continue
+            digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _copy_sources(target: Path) -> Path:
+    """The files liam-core's wheel is built from, copied (pip builds in the source tree: this
+    keeps its build/ and egg-info out of the repository)."""
+    target.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in MLSERVER_SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, target / name, ignore=ignore)
+        elif (ROOT / name).is_file():
+            shutil.copy2(ROOT / name, target / name)
+    shutil.rmtree(target / "conf" / "local", ignore_errors=True)
+    return target
+
+
+def _pip_step(args: list[str], log: Path, what: str) -> None:
+    print(f"mlserver venv: {what}: {' '.join(args)}  (output in {log})", flush=True)
+    with log.open("a") as out:
+        out.write(f"\n$ {' '.join(args)}\n")
+        out.flush()
+        try:
+            code = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, cwd="/",
+                                  timeout=MLSERVER_PIP_TIMEOUT_S).returncode  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise MLServerUnavailable(
+                f"{what}: timed out after {MLSERVER_PIP_TIMEOUT_S:.0f} s"
+            ) from None
+        except OSError as error:
+            raise MLServerUnavailable(f"{what}: {error}") from None
+    if code:
+        lines = [line.strip() for line in log.read_text().splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("ERROR")]
+        last = (errors or lines or ["(no output)"])[-1]
+        raise MLServerUnavailable(f"{what} failed (exit {code}): {last}")
+
+
+_VENV_PROBE = """\
+import importlib.metadata as m, importlib.util as u, json
+print(json.dumps({
+    "packages": {n: m.version(n) for n in
+                 ("mlserver", "fastapi", "starlette", "uvicorn", "jax", "numpy", "liam-core")},
+    "httptools_installed": u.find_spec("httptools") is not None,
+    "uvloop_installed": u.find_spec("uvloop") is not None,
+}))
+"""
+
+
+def mlserver_venv(venv: Path, folder: Path) -> dict[str, Any]:
+    """A virtual environment holding mlserver and liam-core (built once, then cached; liam-core
+    reinstalled when its sources changed), with jax pinned to this process's version (the
+    bundle is a ``jax.export`` serialization): what it holds and what was done."""
+    venv = venv.expanduser().absolute()
+    python, mlserver = venv / "bin" / "python", venv / "bin" / "mlserver"
+    marker, log = venv / "liam-bench.json", venv.parent / f"{venv.name}.pip.log"
+    pins = [f"jax=={jax.__version__}", f"jaxlib=={importlib.metadata.version('jaxlib')}"]
+    digest = _sources_digest()
+    done = []
+    try:
+        state = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        state = {}
+    complete = mlserver.exists() and state.get("pins") == pins
+    if complete and state.get("liam_core_sources") == digest:
+        print(f"mlserver venv: reusing {venv} (delete it or pass --mlserver-venv to rebuild)",
+              flush=True)  # fmt: skip
+    else:
+        try:
+            venv.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text("")
+        except OSError as error:
+            raise MLServerUnavailable(f"cannot build the venv {venv}: {error}") from None
+        if not python.exists():
+            base = shutil.which("python3.11") or sys.executable
+            _pip_step([base, "-m", "venv", str(venv)], log, "create the venv")
+            done.append("created the venv")
+        sources = str(_copy_sources(folder / "liam-core-sources"))
+        pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+        if complete:  # only liam-core changed
+            _pip_step([*pip, "--no-deps", "--force-reinstall", sources], log,
+                      "reinstall liam-core (its sources changed)")  # fmt: skip
+            done.append("reinstalled liam-core")
+        else:
+            _pip_step([*pip, "mlserver", *pins, sources], log, "install mlserver and liam-core")
+            done.append("installed mlserver and liam-core")
+        marker.write_text(json.dumps({"pins": pins, "liam_core_sources": digest}) + "\n")
+    probe = subprocess.run([str(python), "-c", _VENV_PROBE], capture_output=True, text=True,
+                           timeout=120, env=_mlserver_env(venv), cwd="/")  # fmt: skip
+    if probe.returncode:
+        last = (probe.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise MLServerUnavailable(f"the venv's python cannot report its packages: {last}")
+    return {"venv": str(venv), "actions": done or ["reused"], **json.loads(probe.stdout),
+            "mlserver": str(mlserver)}  # fmt: skip
+
+
+def _mlserver_env(venv: Path) -> dict[str, str]:
+    """The children's environment without this venv's or MLServer's settings, the venv first
+    on PATH."""
+    env = {
+        key: value
+        for key, value in _child_env().items()
+        if key not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME") and not key.startswith("MLSERVER")
+    }
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def mlserver_server(venv: dict[str, Any], bundle: Path, folder: Path) -> Service:
+    """``mlserver start`` on a folder with the custom runtime, ``model-settings.json`` (model
+    ``ops``) and ``settings.json`` (free ports, ``parallel_workers=0``: inference in the main
+    process, ``debug`` false: no access log)."""
+    root = folder / "mlserver"
+    model = root / "ops"
+    model.mkdir(parents=True)
+    (model / "liam_runtime.py").write_text(MLSERVER_RUNTIME)
+    model_settings = {
+        "name": "ops", "implementation": "liam_runtime.LiamBundle",
+        "parameters": {"uri": str(Path(bundle).absolute())},
+    }  # fmt: skip
+    (model / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
+    port = _free_port()
+    settings = {
+        "debug": False, "host": "127.0.0.1", "http_port": port, "grpc_port": _free_port(),
+        "metrics_port": _free_port(), "parallel_workers": 0, "load_models_at_startup": True,
+        "model_repository_root": str(root),
+    }  # fmt: skip
+    (root / "settings.json").write_text(json.dumps(settings, indent=2))
+    service = Service(
+        "mlserver", [venv["mlserver"], "start", str(root)], port, folder,
+        ready_path="/v2/models/ops/ready", env=_mlserver_env(Path(venv["venv"])), cwd=root,
+    )  # fmt: skip
+    service.settings, service.model_settings = settings, model_settings
+    return service
+
+
+def same_outputs(ours: bytes, theirs: bytes) -> dict[str, Any]:
+    """Do two JSON infer responses hold the same outputs (names, values; datatypes and shapes
+    reported)?"""
+    a = {o["name"]: o for o in json.loads(ours)["outputs"]}
+    b = {o["name"]: o for o in json.loads(theirs)["outputs"]}
+    out: dict[str, Any] = {"same_names": sorted(a) == sorted(b)}
+    for name in sorted(set(a) & set(b)):
+        x = np.asarray(a[name]["data"], np.float64).ravel()
+        y = np.asarray(b[name]["data"], np.float64).ravel()
+        out[name] = {
+            "datatype": [a[name]["datatype"], b[name]["datatype"]],
+            "shape": [a[name]["shape"], b[name]["shape"]],
+            "max_abs_difference": float(np.abs(x - y).max()) if x.shape == y.shape else None,
+        }
+    out["same_values"] = bool(out["same_names"] and all(
+        v["max_abs_difference"] is not None and v["max_abs_difference"] <= 1e-6
+        for v in out.values() if isinstance(v, dict)
+    ))  # fmt: skip
+    return out
 
 
 # --------------------------------------------------------------------------- statistics
@@ -993,7 +1217,9 @@ def _folder(keep: bool) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def run(settings: dict[str, Any], keep: bool) -> dict[str, Any]:
+def run(settings: dict[str, Any], keep: bool, mlserver: Path | None = MLSERVER_VENV
+        ) -> dict[str, Any]:  # fmt: skip
+    """The whole benchmark (``mlserver``: the MLServer venv, ``None``: not run)."""
     report: dict[str, Any] = {
         "benchmark": "serve",
         "settings": {key: list(v) if isinstance(v, tuple) else v for key, v in settings.items()},
@@ -1043,6 +1269,8 @@ def run(settings: dict[str, Any], keep: bool) -> dict[str, Any]:
                     before = scrape(service)
                     latency = latency_c1(service, clients, n, rounds, expected)
                     server_side = metrics_change(before, scrape(service))
+                    if not delay:  # the reference response for MLServer's
+                        reference = clients["json"][0].request(payloads["json"])[2]
                 finally:
                     for client, _ in clients.values():
                         client.close()
@@ -1098,15 +1326,106 @@ def run(settings: dict[str, Any], keep: bool) -> dict[str, Any]:
             report["throughput_concurrency_64"]["floor_fixed_response"] = result
             print("floor c=1", json.dumps(latency), "c=64", json.dumps(result), flush=True)
 
-    if importlib.util.find_spec("mlserver") is None:
-        report["mlserver"] = {"skipped": MLSERVER_SKIPPED}
-    else:
-        report["mlserver"] = {
-            "skipped": "mlserver is importable, but this benchmark has no MLServer runner: "
-            "it was written where installing mlserver would have downgraded the venv"
-        }
+        if mlserver is None:
+            report["mlserver"] = {"skipped": "--no-mlserver"}
+        else:
+            try:
+                report["mlserver"] = mlserver_contender(
+                    report, mlserver, folder, built[HTTP_MODEL]["bundle"], payloads,
+                    expected, reference, settings,
+                )  # fmt: skip
+            except (MLServerUnavailable, RuntimeError, OSError) as error:
+                reason = str(error).strip()
+                report["mlserver"] = {"skipped": reason[-2000:]}
+                print(f"mlserver skipped: {reason[-2000:]}", flush=True)
     report["machine"]["load_average_at_end"] = os.getloadavg()
     return report
+
+
+def mlserver_contender(report: dict[str, Any], venv_path: Path, folder: Path, bundle: Path,
+                       payloads: dict[str, bytes], expected: np.ndarray,
+                       reference: bytes, settings: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """MLServer serving the same bundle through a custom runtime, measured with the same
+    clients and requests; its rows go into ``report``'s HTTP tables, the rest is returned."""
+    venv = mlserver_venv(venv_path, folder)
+    version = venv["packages"]["mlserver"]
+    print(f"mlserver {version}: starting", flush=True)
+    n, rounds = settings["http_requests"], settings["rounds"]
+    with mlserver_server(venv, bundle, folder) as service:
+        probe = RawClient(service.port)
+        try:
+            status, head, body = probe.request(payloads["json"])
+            check_response("mlserver", "json", status, head, body, expected)
+            same = same_outputs(reference, body)
+            status, head, body = probe.request(payloads["binary"])
+        finally:
+            probe.close()
+        binary: dict[str, Any] = {"status": status}
+        try:
+            check_response("mlserver", "binary", status, head, body, expected)
+            binary["accepted"] = True
+        except (RuntimeError, ValueError, KeyError, TypeError) as error:
+            time.sleep(0.2)  # its traceback, if any, reaches the log
+            raised = re.findall(r"(?m)^(\w+(?:Error|Exception)\b.*)$", service.log.read_text())
+            if raised:
+                binary["server_log_error"] = raised[-1][:400]
+            binary.update(accepted=False, response=body[:400].decode("utf-8", "replace"),
+                          check=str(error)[:400])  # fmt: skip
+        kinds = ["json", "binary", "health_live"] if binary["accepted"] else ["json", "health_live"]
+        clients = {}
+        try:
+            for kind in kinds:
+                clients[kind] = (RawClient(service.port), payloads[kind])
+            latency = latency_c1(service, clients, n, rounds, expected)
+        finally:
+            for client, _ in clients.values():
+                client.close()
+        uvicorn_http = "httptools" if venv["httptools_installed"] else "h11"
+        uvicorn_loop = "uvloop" if venv["uvloop_installed"] else "asyncio"
+        report["http_concurrency_1"]["mlserver"] = {
+            "server": f"mlserver {version} start (an MLModel custom runtime calling "
+            f"Predictor.run; parallel_workers=0: inference in the main process; uvicorn "
+            f"{venv['packages']['uvicorn']}, {uvicorn_loop}, {uvicorn_http}; fastapi "
+            f"{venv['packages']['fastapi']})",
+            "start_seconds": round(service.start_seconds, 2),
+            **latency,
+        }
+        print("mlserver c=1", json.dumps(latency), flush=True)
+        result = {"json": throughput(service, payloads["json"], settings["load_requests"],
+                                     settings["concurrency"], False)}  # fmt: skip
+        if binary["accepted"]:
+            result["binary"] = throughput(service, payloads["binary"], settings["load_requests"],
+                                          settings["concurrency"], False)  # fmt: skip
+        report["throughput_concurrency_64"]["mlserver"] = result
+        print("mlserver c=64", json.dumps(result), flush=True)
+        service_settings = service.settings
+        model_settings = service.model_settings
+    return {
+        "version": version,
+        "venv": {
+            key: venv[key]
+            for key in ("venv", "actions", "packages", "httptools_installed", "uvloop_installed")
+        },
+        "runtime": "an mlserver.MLModel subclass: load() = Predictor.load(parameters.uri, "
+        "max_batch_size=64, explain=False); predict() = NumpyCodec.decode_input(x), "
+        "Predictor.run(Predictor.rows(x)), NumpyCodec.encode_output per output",
+        "inference_in": "inference in the main process (parallel_workers=0), on its event loop; "
+        "no adaptive batching (the model's max_batch_size unset)",
+        "notes": "MLServer's defaults otherwise: its gRPC server runs too (on a free port, it "
+        "cannot be turned off), its metrics server on another port with the Prometheus "
+        "middleware on the REST app, GZip middleware on (no Accept-Encoding is sent, so no "
+        "response is compressed); uvicorn's HTTP parser is "
+        + (
+            "httptools"
+            if venv["httptools_installed"]
+            else "h11 (`pip install mlserver` does not install httptools)"
+        ),
+        "settings_json": service_settings,
+        "model_settings_json": model_settings,
+        "binary_tensors": binary,
+        "same_outputs_as_liam_core_serve": same,
+        "start_seconds": round(service.start_seconds, 2),
+    }
 
 
 def table(report: dict[str, Any]) -> str:
@@ -1150,7 +1469,18 @@ def table(report: dict[str, Any]) -> str:
                 f"{entry['statuses']} | {'-' if batch is None else batch} | "
                 f"{entry['server_cpu_us_per_request']:.0f} |"
             )
-    lines += ["", f"mlserver: {report['mlserver']}"]
+    mls = report["mlserver"]
+    if "skipped" in mls:
+        lines += ["", f"mlserver: skipped: {mls['skipped']}"]
+    else:
+        binary = mls["binary_tensors"]
+        lines += ["", f"mlserver {mls['version']} ({mls['inference_in']}): same outputs as "
+                  f"liam-core serve: {mls['same_outputs_as_liam_core_serve']['same_values']}; "
+                  "Triton binary tensors: " + ("accepted" if binary["accepted"] else
+                  f"refused (status {binary['status']}: {binary['response'][:160]}; "
+                  f"{binary.get('server_log_error', '')})")]  # fmt: skip
+    if "skipped" not in mls:
+        lines.append(mls["notes"])
     return "\n".join(lines)
 
 
@@ -1162,13 +1492,19 @@ def main() -> None:
                         help=f"the JSON report (default {DEFAULT_OUT.relative_to(ROOT)}; "
                         "--quick writes none unless given)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+    parser.add_argument("--mlserver-venv", default=str(MLSERVER_VENV),
+                        help="the virtual environment with mlserver and liam-core, built there "
+                        "once if missing (default %(default)s)")  # fmt: skip
+    parser.add_argument("--no-mlserver", action="store_true",
+                        help="do not build or run the MLServer contender")  # fmt: skip
     options = parser.parse_args()
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGHUP, _exit_on_signal)
     settings = dict(QUICK if options.quick else FULL)
     out = options.out or (None if options.quick else str(DEFAULT_OUT))
     try:
-        report = run(settings, options.keep)
+        venv = None if options.no_mlserver else Path(options.mlserver_venv)
+        report = run(settings, options.keep, venv)
     finally:
         _stop_all()
     report["quick"] = options.quick

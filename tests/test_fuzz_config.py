@@ -129,6 +129,7 @@ NEGATIVE_OK = {"data.drift_trend", "mesh.axes.data", "mesh.axes.model"}
 POSITIVE = {"optim.learning_rate", "optim.learning_rate.peak_value"}
 FLOAT_OK = {"data.period_s"}  # a bundled dataset's seconds per step may be fractional
 STRING_OK = {"pipeline.drift.reference", "pipeline.drift.current"}  # durations: "2d"
+BOOL_OK = {"export.edge"}  # true, false or "auto"
 NONEMPTY = {
     "paths.log_dir",
     "optimized_metric",
@@ -138,6 +139,7 @@ NONEMPTY = {
     "task_name",
     "mesh.name",
     "data.path",
+    "export.alias",
 }
 # Keys whose default is null: the type they hold.
 NULL_DEFAULT_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -154,6 +156,8 @@ NULL_DEFAULT_TYPES: dict[str, type | tuple[type, ...]] = {
     "data.metrics": list,
     "data.label_column": str,
     "data.step": str,
+    "export.repository": str,
+    "export.name": str,
 }
 # Keys where what is accepted has no typed setting to compare with.
 NO_ROUND_TRIP = (
@@ -248,6 +252,8 @@ def _invalid(key: str, default: Any, value: Any) -> str | None:
     if expected is None:
         return None
     if key in STRING_OK and isinstance(value, str):
+        return None
+    if key in BOOL_OK and isinstance(value, bool):
         return None
     if expected is bool:
         return None if isinstance(value, bool) else f"{type(value).__name__} where a bool belongs"

@@ -259,7 +259,7 @@ class InferenceServer:
                     None,
                     lambda: Predictor.load(path, max_batch_size=self.spec.max_batch_size),
                 )
-            except (LiamError, OSError) as error:
+            except Exception as error:  # a bundle that does not load never stops the server
                 model.failed = wanted
                 kept = f"; still serving version {model.version}" if model.ready else ""
                 if not model.ready:
@@ -306,6 +306,17 @@ class InferenceServer:
 
     def _run(self, model: _Model, batch: list[_Pending], n_rows: int) -> None:
         predictor, version = model.predictor, model.version
+        stale = [p for p in batch if p.rows.shape[1] != predictor.n_features]
+        if stale:  # checked against a version swapped out since, with other features
+            for pending in stale:
+                pending.future.set_exception(RequestError(
+                    f"model {model.name!r} changed to version {version} (other features) while "
+                    "the request waited; send it again", 503,
+                ))  # fmt: skip
+            batch = [p for p in batch if p not in stale]
+            n_rows = sum(p.rows.shape[0] for p in batch)
+            if not batch:
+                return
         try:
             rows = batch[0].rows if len(batch) == 1 else np.concatenate([p.rows for p in batch])
             outputs = predictor.run(rows)
