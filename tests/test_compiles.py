@@ -46,6 +46,7 @@ CALLS = {
     "binary_rank": lambda: algebra.binary_rank(BITS),
     "ks_statistic": lambda: algebra.ks_statistic(X, Y),
     "wasserstein_1d": lambda: algebra.wasserstein_1d(X[:, 0], Y[:, 0]),
+    "energy_distance": lambda: algebra.energy_distance(X[:, 0], Y[:, 0]),
     "psi": lambda: algebra.psi(X, Y),
 }
 

@@ -455,7 +455,7 @@ def test_fuzz_binary(data):
 @given(st.data())
 def test_fuzz_drift(data):
     draw = data.draw
-    op = draw(st.sampled_from(["ks_statistic", "wasserstein_1d", "psi"]))
+    op = draw(st.sampled_from(["ks_statistic", "wasserstein_1d", "energy_distance", "psi"]))
     first, second = draw(arrays(max_dims=2)), draw(arrays(max_dims=2))
     if draw(st.booleans()) and first.ndim >= 1:  # often the same layout, so the values matter
         second = draw(arrays(shape=(draw(st.integers(0, 5)), *first.shape[1:])))
@@ -473,7 +473,7 @@ def test_fuzz_drift(data):
         v_weights = draw(st.one_of(st.none(), arrays(shape=second.shape, dtypes=["float32"])))
         judge(
             op,
-            lambda: A.wasserstein_1d(first, second, u_weights, v_weights),
+            lambda: getattr(A, op)(first, second, u_weights, v_weights),
             finite=fin and finite_input(u_weights, v_weights),
         )
 

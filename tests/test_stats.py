@@ -22,7 +22,7 @@ from liam_core import (
     InvalidValueError,
     ShapeError,
 )
-from liam_core.algebra import ks_statistic, psi, wasserstein_1d
+from liam_core.algebra import energy_distance, ks_statistic, psi, wasserstein_1d
 
 # Absolute tolerance against the float64 oracle. KS is a difference of two fractions
 # (two roundings); Wasserstein and PSI are sums of up to ~1e3 rounded terms; values are O(1)
@@ -110,9 +110,15 @@ def test_ks_statistic_counts_ties_as_scipy_does(dtype):
     assert float(ks_statistic(reference, current)) == pytest.approx(expected, abs=TOL[dtype])
 
 
-# --- Wasserstein ---------------------------------------------------------------------------
+# --- Wasserstein and energy distance (CDF distances) ---------------------------------------
+
+CDF_DISTANCES = {
+    "wasserstein_1d": (wasserstein_1d, scipy.stats.wasserstein_distance),
+    "energy_distance": (energy_distance, scipy.stats.energy_distance),
+}
 
 
+@pytest.mark.parametrize("distance", sorted(CDF_DISTANCES))
 @pytest.mark.parametrize(
     ("shapes", "weighted", "dtype"),
     one_dtype_each(
@@ -124,20 +130,23 @@ def test_ks_statistic_counts_ties_as_scipy_does(dtype):
         ]
     ),
 )
-def test_wasserstein_1d_matches_scipy(rng, shapes, weighted, dtype):
+def test_cdf_distances_match_scipy(rng, distance, shapes, weighted, dtype):
+    ours, oracle = CDF_DISTANCES[distance]
     with jax.enable_x64(dtype == np.float64):
         u, v = samples(rng, shapes, dtype, ties=weighted)
         u_weights = rng.uniform(0, 3, size=u.shape).astype(dtype) if weighted else None
         v_weights = rng.uniform(0, 3, size=v.shape).astype(dtype) if weighted else None
-        expected = per_column(scipy.stats.wasserstein_distance, u, v, u_weights, v_weights)
-        assert_matches(wasserstein_1d(u, v, u_weights, v_weights), expected, dtype)
+        expected = per_column(oracle, u, v, u_weights, v_weights)
+        assert_matches(ours(u, v, u_weights, v_weights), expected, dtype)
 
 
-def test_wasserstein_1d_weights_may_be_given_for_one_side_only(rng, dtype):
+@pytest.mark.parametrize("distance", sorted(CDF_DISTANCES))
+def test_cdf_distance_weights_may_be_given_for_one_side_only(rng, distance, dtype):
+    ours, oracle = CDF_DISTANCES[distance]
     u, v = samples(rng, ((30,), (45,)), dtype)
     weights = rng.uniform(0, 1, size=30).astype(dtype)
-    expected = scipy.stats.wasserstein_distance(u, v, u_weights=weights)
-    assert_matches(wasserstein_1d(u, v, u_weights=weights), expected, dtype)
+    expected = oracle(u, v, u_weights=weights)
+    assert_matches(ours(u, v, u_weights=weights), expected, dtype)
 
 
 def test_wasserstein_1d_of_a_shifted_sample_is_the_shift(rng, dtype):
@@ -145,27 +154,40 @@ def test_wasserstein_1d_of_a_shifted_sample_is_the_shift(rng, dtype):
     result = np.asarray(wasserstein_1d(u, u + dtype(2.5)))
     np.testing.assert_allclose(result, 2.5, rtol=TOL[dtype] * 10)
     assert np.all(np.asarray(wasserstein_1d(u, u)) == 0)
+    assert np.all(np.asarray(energy_distance(u, u)) == 0)
 
 
+def test_energy_distance_is_the_root_of_szekelys_energy(rng):
+    # scipy's definition: sqrt(2 E|X-Y| - E|X-X'| - E|Y-Y'|) over the empirical laws.
+    x, y = rng.normal(size=60), rng.normal(1.0, 2.0, size=45)
+    energy = 2 * np.abs(x[:, None] - y).mean() - np.abs(x[:, None] - x).mean()
+    energy -= np.abs(y[:, None] - y).mean()
+    with jax.enable_x64(True):
+        assert float(energy_distance(x, y)) == pytest.approx(np.sqrt(energy), rel=1e-12)
+
+
+@pytest.mark.parametrize("distance", sorted(CDF_DISTANCES))
 @pytest.mark.parametrize(
     "weights", [[1.0, -1.0, 1.0], [0.0, 0.0, 0.0]], ids=["negative", "zero-sum"]
 )
-def test_wasserstein_1d_with_invalid_weights_is_refused(weights):
+def test_cdf_distances_with_invalid_weights_are_refused(distance, weights):
     u = np.array([0.0, 1.0, 2.0], np.float32)
     with pytest.raises(
-        InvalidValueError, match="`u_weights` must be non-negative with a positive sum"
+        InvalidValueError,
+        match=rf"{distance}: `u_weights` must be non-negative with a positive sum",
     ):
-        wasserstein_1d(u, u + 1, u_weights=np.array(weights, np.float32))
+        CDF_DISTANCES[distance][0](u, u + 1, u_weights=np.array(weights, np.float32))
 
 
+@pytest.mark.parametrize("distance", sorted(CDF_DISTANCES))
 @pytest.mark.parametrize(
     "weights", [[1.0, -1.0, 1.0], [0.0, 0.0, 0.0]], ids=["negative", "zero-sum"]
 )
-def test_wasserstein_1d_with_invalid_weights_is_nan_inside_an_outer_jit(weights):
+def test_cdf_distances_with_invalid_weights_are_nan_inside_an_outer_jit(distance, weights):
     # Weights are runtime values: they cannot raise inside a jitted program.
     u = np.array([0.0, 1.0, 2.0], np.float32)
-    distance = jax.jit(wasserstein_1d)(u, u + 1, np.array(weights, np.float32))
-    assert np.isnan(float(distance))
+    value = jax.jit(CDF_DISTANCES[distance][0])(u, u + 1, np.array(weights, np.float32))
+    assert np.isnan(float(value))
 
 
 # --- PSI -----------------------------------------------------------------------------------
@@ -211,7 +233,7 @@ def test_drift_statistics_propagate_nan():
     clean = np.arange(10.0, dtype=np.float32)
     dirty = clean.copy()
     dirty[3] = np.nan
-    for statistic in (ks_statistic, wasserstein_1d, psi):
+    for statistic in (ks_statistic, wasserstein_1d, energy_distance, psi):
         assert np.isnan(float(statistic(clean, dirty)))
         assert np.isnan(float(statistic(dirty, clean)))
 
@@ -277,6 +299,12 @@ def check_drift_statistics_on(reference, current, dtype):
         per_column(scipy.stats.wasserstein_distance, reference, current),
         dtype,
         scale=scale,
+    )
+    assert_matches(
+        energy_distance(reference, current),
+        per_column(scipy.stats.energy_distance, reference, current),
+        dtype,
+        scale=np.sqrt(scale),
     )
     assert_matches(
         psi(reference, current), per_column(numpy_psi, reference, current), dtype, scale=20

@@ -48,6 +48,7 @@ from ._spectra import WindowName as WindowName
 from ._spectra import dominant_period as dominant_period
 from ._spectra import periodogram as periodogram
 from ._spectra import welch as welch
+from ._stats import energy_distance as energy_distance
 from ._stats import ks_statistic as ks_statistic
 from ._stats import psi as psi
 from ._stats import wasserstein_1d as wasserstein_1d

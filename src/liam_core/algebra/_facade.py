@@ -66,6 +66,7 @@ class BinaryAlgebra:
     # drift
     ks_statistic = staticmethod(_stats.ks_statistic)
     wasserstein_1d = staticmethod(_stats.wasserstein_1d)
+    energy_distance = staticmethod(_stats.energy_distance)
     psi = staticmethod(_stats.psi)
     # stateful forms and combinators
     transforms = transforms
