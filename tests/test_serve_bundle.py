@@ -361,6 +361,7 @@ def test_a_training_run_writes_its_bundle_and_publishes_it(tmp_path):
     )
     report = run_training(settings)
     assert report["export"] == {"bundle": str(tmp_path / "run" / "model"), "edge": False,
+                                "alias": "latest-trained",
                                 "repository": str(tmp_path / "repo"), "name": "ops", "version": 1}  # fmt: skip
     manifest = verify_bundle(tmp_path / "repo" / "ops" / "1")
     assert manifest["run"]["digest"] == report["digest"]

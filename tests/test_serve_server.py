@@ -365,7 +365,7 @@ def test_a_version_published_under_load_is_served_without_a_failed_request(
                                        "data": [55.0, 90.0, 1.0]}]})  # fmt: skip
         deadline = time.monotonic() + 60
         try:
-            while time.monotonic() < deadline and versions[-1:] != ["2"] * 1:
+            while time.monotonic() < deadline and versions[-1:] != ["2"]:
                 writer.write(REQUEST.format(length=len(body), body=body).encode())
                 await writer.drain()
                 status = int((await reader.readline()).split()[1])

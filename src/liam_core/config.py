@@ -410,9 +410,14 @@ def run_hydra_job(
         print(text)
         return optimized_metric(result, metric)
     except LiamError as error:
-        LOGGER.info("error: %s", error)  # INFO: the log file only; stderr gets the one line
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        _exit_with(error)
+
+
+def _exit_with(error: LiamError) -> None:
+    """The command line's answer to a ``LiamError``: one ``error:`` line, exit status 2."""
+    LOGGER.info("error: %s", error)  # INFO: the log file only; stderr gets the one line
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
 
 
 class LockRunFolder(Callback):
@@ -433,8 +438,7 @@ class LockRunFolder(Callback):
         try:
             lock.acquire()
         except LiamError as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
+            _exit_with(error)
         lock.hand_over()
         self._lock = lock
 

@@ -269,12 +269,7 @@ def build_table(frame: Any, options: SeriesOptions, *, source: str, where: Where
         labels, label_names = _labels(frame[o.label_column], o.label_column, source, where)
 
     if o.layout == "wide":
-        names = o.metrics or tuple(column for column in columns if column not in roles)
-        if not names:
-            raise DataError(
-                f"{source}: no metric columns left besides the time, entity and label columns "
-                f"{sorted(r for r in roles if r)}; the columns are {columns}"
-            )
+        names = _wide_metric_names(columns, roles, o, source)
         values = np.stack([_numbers(frame[name], name, source, where) for name in names], axis=1)
         _check_values(values, list(names), o, source, where)
         if o.time_column is None:
@@ -342,6 +337,19 @@ def _check_columns_exist(columns: list[str], o: SeriesOptions, source: str) -> N
                 f"{source}: `{o.field(setting)}` must name columns of the data, got {name!r}, "
                 f"which it does not have; the columns are {quote(columns)}"
             )
+
+
+def _wide_metric_names(
+    columns: list[str], roles: set, o: SeriesOptions, source: str
+) -> tuple[str, ...]:
+    """The metrics of a wide layout: ``o.metrics``, or every column without another role."""
+    names = tuple(o.metrics or (column for column in columns if column not in roles))
+    if not names:
+        raise DataError(
+            f"{source}: no metric columns left besides the time, entity and label columns "
+            f"{sorted(r for r in roles if r)}; the columns are {columns}"
+        )
+    return names
 
 
 def _long_metric_names(found: tuple[str, ...], o: SeriesOptions, source: str) -> tuple[str, ...]:

@@ -109,6 +109,7 @@ from ._timeseries import (
     _numbers,
     _refuse_missing,
     _times,
+    _wide_metric_names,
     build_table,
     check_batch_size,
     epoch_profile,
@@ -948,13 +949,8 @@ class _Stream:
             codes, self.label_names = _labels(typed, o.label_column, self.source, file.where)
             self.label_codes = _Codes(distinct, codes)
         if o.layout == "wide":
-            names = o.metrics or tuple(name for name in columns if name not in roles)
-            if not names:
-                raise DataError(
-                    f"{self.source}: no metric columns left besides the time, entity and label "
-                    f"columns {sorted(r for r in roles if r)}; the columns are {columns}"
-                )
-            self.names, self.metric_codes = tuple(names), None
+            self.names = _wide_metric_names(columns, roles, o, self.source)
+            self.metric_codes = None
         else:
             distinct = metrics.frame()
             raw = distinct[o.metric_column].astype(str).to_numpy(dtype=object)

@@ -49,6 +49,8 @@ MANIFEST, WEIGHTS, SUMS = "manifest.json", "weights.npz", "SHA256SUMS"
 FUNCTION_FILES = {"forward": "forward.jaxexport", "explain": "explain.jaxexport"}
 EDGE_FILE = "model.onnx"
 INPUT_NAME = "x"
+EXPORT_PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
+"""The platforms ``jax.export`` can lower a bundle for."""
 PLATFORMS = ("cpu", "cuda")
 """What a bundle is lowered for by default (``jax.export`` lowers for a platform that is
 not present: a CPU-only machine exports for CUDA too)."""
@@ -153,8 +155,7 @@ def export_bundle(
     """
     servable = _check_servable(servable)
     platforms = tuple(
-        check_choice(p, "platforms", ("cpu", "cuda", "rocm", "tpu"), owner="export_bundle")
-        for p in platforms
+        check_choice(p, "platforms", EXPORT_PLATFORMS, owner="export_bundle") for p in platforms
     )
     if not platforms:
         raise ConfigError("export_bundle: `platforms` must name at least one platform")

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from .._checks import check_choice, quote
 from .._errors import ConfigError, ConfigTypeError
 from ..models import Servable
-from ._bundle import PLATFORMS, export_bundle
+from ._bundle import EXPORT_PLATFORMS, PLATFORMS, export_bundle
 from ._repository import ModelRepository, check_model_name
 
 BUNDLE_DIR = "model"
@@ -55,7 +55,7 @@ class ExportSpec:
         if not platforms:
             raise ConfigError("`export.platforms` must name at least one platform, got []")
         for platform in platforms:
-            check_choice(platform, "export.platforms", ("cpu", "cuda", "rocm", "tpu"))
+            check_choice(platform, "export.platforms", EXPORT_PLATFORMS)
         object.__setattr__(self, "platforms", platforms)
         if self.edge != "auto" and not isinstance(self.edge, bool):
             raise ConfigTypeError(
@@ -97,7 +97,7 @@ class ExportSpec:
         bundle = export_bundle(
             servable, Path(output_dir) / BUNDLE_DIR, run=run, platforms=self.platforms, edge=edge
         )
-        done: dict[str, Any] = {"bundle": str(bundle), "edge": edge}
+        done: dict[str, Any] = {"bundle": str(bundle), "edge": edge, "alias": self.alias}
         if self.repository is not None:
             version = ModelRepository(self.repository).publish(bundle, self.name)
             done.update(repository=self.repository, name=self.name, version=version)

@@ -279,7 +279,7 @@ def _run_training(settings: TrainSettings) -> dict[str, Any]:
                 report["mlflow"]["model"] = tracker.log_model_bundle(
                     Path(report["export"]["bundle"]),
                     report["export"].get("name") or f"liam-{task.name}",
-                    alias=getattr(settings.export, "alias", "latest-trained"),
+                    alias=report["export"]["alias"],
                 )
             tracker.close("FINISHED")
             tracker = None
