@@ -46,6 +46,8 @@ def _taken_unchanged(value: Any) -> bool:
         return True
     if isinstance(value, bool | float | complex):
         return True
+    if isinstance(value, tuple):  # a transform's state, a NamedTuple, a chain's tuple of states
+        return all(_taken_unchanged(item) for item in value)
     if isinstance(value, int):
         return -(2**31) <= value < 2**31
     if not isinstance(value, np.ndarray | np.generic):
