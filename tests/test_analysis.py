@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from liam_core import ConfigError
 from liam_core._evidence import plot_score_points
@@ -167,6 +168,42 @@ def test_drift_windows_may_be_durations():
     assert (windows["reference"]["steps"], windows["current"]["steps"]) == (24, 36)
 
 
+def test_a_long_window_keeps_every_kth_row_so_drift_memory_is_bounded_and_mesh_free():
+    fleet = _fleet(n_steps=500)
+    values = fleet["values"]
+    values[np.arange(7, values.shape[0], 13)] = np.nan  # masked rows inside both windows
+    mask = ~np.isnan(values)
+    batches = _batches(values, n_entities=4, batch_size=1000, mask=mask)
+    report = _analyze(batches, n_entities=4, drift={"max_rows": 150})
+    # the windows hold 100 steps x 4 hosts = 400 rows: each host's every 3rd step, the
+    # hosts taking turns ((step + host) % 3 == 0, from each window's first step), then
+    # the valid ones
+    windows = report["drift"]["windows"]
+    assert windows["reference"]["every"] == windows["current"]["every"] == 3
+    turn = (np.arange(400) // 4 + np.arange(400) % 4) % 3 == 0
+    assert [int(turn[host::4].sum()) for host in range(4)] == [34, 33, 33, 34]  # all hosts
+    reference, current = values[:400][turn], values[-400:][turn]
+    reference = reference[~np.isnan(reference).any(axis=1)]
+    current = current[~np.isnan(current).any(axis=1)]
+    assert windows["reference"]["rows"] == reference.shape[0] < 134
+    assert windows["current"]["rows"] == current.shape[0]
+    expected = scipy.stats.ks_2samp(reference, current, axis=0).statistic
+    np.testing.assert_allclose(list(report["drift"]["ks"].values()), expected, rtol=1e-6)
+    # the same rows whatever the batches and the mesh
+    other = _analyze(
+        _batches(values, n_entities=4, batch_size=333, mask=mask),
+        n_entities=4,
+        labor=LaborArray(2),
+        drift={"max_rows": 150},
+        batch_size=777,
+    )
+    assert other["digests"]["drift"] == report["digests"]["drift"]
+    # a window within max_rows keeps every row
+    assert _analyze(batches, n_entities=4)["drift"]["windows"]["current"][
+        "every"
+    ] == 1
+
+
 def test_overlapping_drift_windows_are_refused_not_reported_as_zero():
     batches = _batches(_fleet(n_steps=100)["values"], n_entities=4, batch_size=1000)
     with pytest.raises(ConfigError, match=r"`pipeline.drift.reference` .* must not overlap"):
@@ -193,6 +230,8 @@ def test_a_drift_window_with_too_few_rows_is_an_error_naming_the_setting():
         ({"batch_size": 2**60}, "pipeline.batch_size"),  # more memory than the machine has
         ({"score_points": 2**62}, "pipeline.score_points"),
         ({"drift": {"bins": 1}}, "pipeline.drift.bins"),
+        ({"drift": {"max_rows": 5}}, "pipeline.drift.max_rows"),
+        ({"drift": {"max_rows": 2.5}}, "pipeline.drift.max_rows"),
         ({"drift": {"bins": 2**62}}, "pipeline.drift.bins"),
         ({"drift": {"reference": 0}}, "pipeline.drift.reference"),
         ({"drift": {"current": "2 fortnights"}}, "pipeline.drift.current"),

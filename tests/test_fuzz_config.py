@@ -117,6 +117,7 @@ NULL_OK_KEYS = {
     "mesh.platform",  # JAX's default
     "mesh.cpu_devices",  # no simulated devices
     "pipeline.n_components",  # 3, or every metric
+    "pipeline.drift.max_rows",  # every row of the drift windows
     "train.patience",  # never stop early
     "task.target",  # only a regressor needs it
     "model.latent",  # a quarter of in_features

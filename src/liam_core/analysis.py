@@ -93,7 +93,7 @@ def check_fits_memory(n_bytes: float, name: str, value: Any, what: str) -> None:
     if n_bytes > total:
         raise ConfigError(
             f"`{name}` must be small enough that {what} fit in memory "
-            f"({n_bytes / 2**50:.2g} PiB needed, the machine has {total / 2**30:.1f} GiB), "
+            f"({n_bytes / 2**30:.3g} GiB needed, the machine has {total / 2**30:.1f} GiB), "
             f"got {quote(value)}"
         )
 
@@ -170,13 +170,20 @@ class DriftSpec:
             (``"2d"``, ``"36h"``, ``"90min"``, ``"600s"``, ``"1w"``).
         current: the last part of the time span, in the same forms.
         bins: quantile bins of the population stability index, ``>= 2``.
+        max_rows: the most rows of a window the statistics see, so memory stays bounded
+            however long the data: a window of more ``(step, entity)`` rows keeps one in
+            ``k = ceil(rows / max_rows)``, every entity's every ``k``-th step (the
+            entities taking turns), the same rows on every mesh and batch size;
+            ``None``: every row.
 
-    The two windows must not overlap; each must hold at least ``bins`` valid rows.
+    The two windows must not overlap; each must hold at least ``bins`` valid rows. The
+    report gives each window's ``rows`` (valid rows used) and ``every`` (``k``).
     """
 
     reference: float | str = 0.2
     current: float | str = 0.2
     bins: int = 10
+    max_rows: int | None = 262_144
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -185,6 +192,8 @@ class DriftSpec:
         object.__setattr__(self, "current", check_span(self.current, "pipeline.drift.current"))
         check_int(self.bins, "pipeline.drift.bins", minimum=2)
         check_fits_memory(8.0 * self.bins, "pipeline.drift.bins", self.bins, "the bins")
+        if self.max_rows is not None:
+            check_int(self.max_rows, "pipeline.drift.max_rows", minimum=self.bins)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -549,11 +558,8 @@ def analyze(
                 )
             )
         top = sorted(top)[: pipeline.top_anomalies]
-        step_index = block.first_step + np.arange(steps)
-        in_reference = step_index < windows["reference"]["stop_step"]
-        in_current = step_index >= windows["current"]["start_step"]
-        reference_rows.append(block.values[in_reference][valid[in_reference]])
-        current_rows.append(block.values[in_current][valid[in_current]])
+        reference_rows.append(_window_rows(block, windows["reference"]))
+        current_rows.append(_window_rows(block, windows["current"]))
     score = np.concatenate(scores)
     del scores
 
@@ -687,17 +693,37 @@ def _drift_windows(
             f"and `pipeline.drift.current` ({drift.current!r}: the last {current} steps) must "
             f"not overlap, got windows of {reference + current} steps in a span of {n_steps} steps"
         )
-    for name, steps in (("reference", reference), ("current", current)):
-        check_fits_memory(
-            4.0 * steps * n_entities * metrics * 3,
-            f"pipeline.drift.{name}",
-            getattr(drift, name),
-            f"the rows of the {name} window",
-        )
-    return {
+    windows = {
         "reference": {"start_step": 0, "stop_step": reference, "steps": reference},
         "current": {"start_step": n_steps - current, "stop_step": n_steps, "steps": current},
     }
+    for name, part in windows.items():
+        rows = part["steps"] * n_entities
+        part["every"] = 1 if drift.max_rows is None else max(1, -(-rows // drift.max_rows))
+        check_fits_memory(
+            40.0 * -(-rows // part["every"]) * metrics,
+            f"pipeline.drift.{name}",
+            getattr(drift, name),
+            f"the drift statistics of the {name} window (set pipeline.drift.max_rows)",
+        )
+    return windows
+
+
+def _window_rows(block: Any, part: dict[str, Any]) -> np.ndarray:
+    """The valid rows of ``block`` in the window ``part``: with ``k = part['every']``,
+    entity ``e``'s rows at the steps ``s`` (counted from the window's first) where
+    ``(s + e) % k == 0``, so every entity keeps every ``k``-th step."""
+    steps, entities, metrics = block.values.shape
+    step = block.first_step + np.arange(steps)
+    inside = (step >= part["start_step"]) & (step < part["stop_step"])
+    if not inside.any():
+        return np.empty((0, metrics), block.values.dtype)
+    keep = block.valid[inside]
+    if part["every"] > 1:
+        # (step + entity) % k: every entity every k-th step, the entities taking turns
+        turn = (step[inside, None] - part["start_step"]) + np.arange(entities)
+        keep = keep & (turn % part["every"] == 0)
+    return block.values[inside][keep]
 
 
 class _ScorePoints:
