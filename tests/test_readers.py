@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from liam_core import ConfigError, EmptyInputError, InvalidValueError, LiamError
+from liam_core import ConfigError, ConfigTypeError, EmptyInputError, InvalidValueError, LiamError
 from liam_core.data import (
     Batch,
     DataError,
@@ -474,6 +474,34 @@ def test_a_corrupt_parquet_file_is_an_error_naming_it(tmp_path):
     text = write_csv(tmp_path, "not parquet", "text.parquet")
     with pytest.raises(DataError, match="not a readable Parquet file"):
         read_parquet(text)
+
+
+def test_a_column_name_damaged_anywhere_in_a_parquet_file_is_a_data_error(tmp_path):
+    # A name is in the schema, in the column chunks' paths and in the pandas metadata;
+    # 'c' ^ 0xFF is not UTF-8 (the column paths once raised a raw UnicodeDecodeError).
+    path = tmp_path / "m.parquet"
+    wide_frame().to_parquet(path)
+    original = path.read_bytes()
+    positions = [i for i in range(len(original)) if original.startswith(b"cpu", i)]
+    assert len(positions) >= 3
+    for position in positions:
+        damaged = bytearray(original)
+        damaged[position] ^= 0xFF
+        path.write_bytes(bytes(damaged))
+        try:
+            read_parquet(path, **SERIES)
+        except DataError as error:
+            assert str(error).startswith(f"{path}: not a readable Parquet file")
+
+
+def test_read_frame_says_what_a_mapping_holds_rather_than_printing_it():
+    columns = {"time": np.arange(3), "cpu": np.arange(10_000.0)}
+    with pytest.raises(ConfigTypeError) as error:
+        read_frame(columns, **SERIES)
+    assert str(error.value) == (
+        "read_frame: `frame` must be a pandas DataFrame or a pyarrow Table or RecordBatch, "
+        "got dict of the keys ['time', 'cpu']: pass pandas.DataFrame(it)"
+    )
 
 
 def test_a_time_that_does_not_parse_is_an_error_naming_line_and_value(tmp_path):

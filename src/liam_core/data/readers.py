@@ -580,7 +580,8 @@ class _ParquetFile:
     def _open(self) -> Any:
         try:
             return self.pq.ParquetFile(self.source)
-        except (self.pa.ArrowException, OSError) as error:
+        except (self.pa.ArrowException, OSError, UnicodeError, ValueError) as error:
+            # (a corrupt footer can hold column paths that are not UTF-8)
             raise DataError(
                 f"{self.source}: not a readable Parquet file ({quote(str(error))})"
             ) from None
@@ -637,9 +638,14 @@ def frame_table(frame: Any, options: SeriesOptions, *, source: str = "frame") ->
     if not isinstance(frame, pd.DataFrame):
         to_pandas = getattr(frame, "to_pandas", None)
         if to_pandas is None or not hasattr(frame, "schema"):
+            got = type(frame).__name__
+            if isinstance(frame, dict):  # say what it holds; its values may be long arrays
+                got += f" of the keys {quote(list(frame))}: pass pandas.DataFrame(it)"
+            else:
+                got += f": {quote(frame)}"
             raise ConfigTypeError(
                 f"read_frame: `frame` must be a pandas DataFrame or a pyarrow Table or "
-                f"RecordBatch, got {type(frame).__name__}: {quote(frame)}"
+                f"RecordBatch, got {got}"
             )
         frame = to_pandas()
     names = [str(name) for name in frame.columns]
