@@ -5,7 +5,10 @@ On N x 64 float32 rows (N = 1e5 and 1e6 by default):
 - (a) ``spectrum``: standardize -> rolling mean over 32 rows -> power spectrum of every column;
 - (b) ``patterns``: covariance -> SVD -> rank, condition number, explained variance;
 - (c) ``pca``: PCA projection on 8 components;
-- ``pipeline``: the three together (one jitted program for liam-core).
+- ``pipeline``: the three together (one jitted program for liam-core);
+- ``welch``: standardize -> Welch's power spectral density of every column (segments of
+  1024 rows, half overlapping, Hann), with ``jax.scipy.signal.welch`` as the plain-JAX
+  contender beside scipy.
 
 Every contender runs in this one process on the same input; each figure is the median of
 ``--repeats`` runs (at least 7), JAX compile time is reported apart, peak memory is the
@@ -29,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.scipy.signal
 import numpy as np
 import scipy.linalg
 import scipy.ndimage
@@ -40,6 +44,7 @@ from liam_core import algebra
 
 WINDOW = 32
 COMPONENTS = 8
+SEGMENT = 1024
 
 
 # ---- liam-core ------------------------------------------------------------------------------
@@ -60,6 +65,16 @@ def liam_pca(x):
 
 def liam_pipeline(x):
     return liam_spectrum(x), liam_patterns(x), liam_pca(x)
+
+
+def liam_welch(x):
+    return algebra.welch(algebra.standardize(x), nperseg=SEGMENT)[1]
+
+
+def jax_welch(x):
+    """What a JAX user writes: jax.numpy standardization and jax.scipy.signal.welch."""
+    z = (x - x.mean(axis=0)) / x.std(axis=0)
+    return jax.scipy.signal.welch(z, nperseg=SEGMENT, axis=0)[1]
 
 
 # ---- numpy ----------------------------------------------------------------------------------
@@ -121,12 +136,18 @@ def scipy_pipeline(x):
     return scipy_spectrum(x), scipy_patterns(x), sklearn_pca(x)
 
 
+def scipy_welch(x):
+    return scipy.signal.welch(StandardScaler().fit_transform(x), nperseg=SEGMENT, axis=0)[1]
+
+
 CONTENDERS: dict[str, dict[str, Callable]] = {
     "spectrum": {"liam-core": liam_spectrum, "numpy": numpy_spectrum, "scipy": scipy_spectrum},
     "patterns": {"liam-core": liam_patterns, "numpy": numpy_patterns, "scipy": scipy_patterns},
     "pca": {"liam-core": liam_pca, "numpy": numpy_pca, "scikit-learn": sklearn_pca},
     "pipeline": {"liam-core": liam_pipeline, "numpy": numpy_pipeline, "scipy": scipy_pipeline},
+    "welch": {"liam-core": liam_welch, "jax.scipy.signal": jax_welch, "scipy": scipy_welch},
 }
+JAX_CONTENDERS = {"liam-core", "jax.scipy.signal"}  # jitted, compiled apart, on device arrays
 
 
 # ---- measurement ----------------------------------------------------------------------------
@@ -180,11 +201,12 @@ def run(sizes: list[int], repeats: int, columns: int = 64, seed: int = 0) -> dic
                 "patterns": numpy_patterns,
                 "pca": numpy_pca,
                 "pipeline": numpy_pipeline,
+                "welch": scipy_welch,
             }[stage](x64)
             case = {"stage": stage, "rows": n, "columns": columns, "contenders": {}}
             for name, fn in contenders.items():
                 entry: dict[str, Any] = {}
-                if name == "liam-core":
+                if name in JAX_CONTENDERS:
                     jitted = jax.jit(fn)
                     start = time.perf_counter()
                     compiled = jitted.lower(device_x).compile()

@@ -199,9 +199,7 @@ def test_a_long_window_keeps_every_kth_row_so_drift_memory_is_bounded_and_mesh_f
     )
     assert other["digests"]["drift"] == report["digests"]["drift"]
     # a window within max_rows keeps every row
-    assert _analyze(batches, n_entities=4)["drift"]["windows"]["current"][
-        "every"
-    ] == 1
+    assert _analyze(batches, n_entities=4)["drift"]["windows"]["current"]["every"] == 1
 
 
 def test_overlapping_drift_windows_are_refused_not_reported_as_zero():

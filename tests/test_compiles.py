@@ -25,11 +25,20 @@ CALLS = {
     "convolve": lambda: algebra.convolve(X, np.ones(5, np.float32) / 5),
     "periodogram": lambda: algebra.periodogram(X),
     "welch": lambda: algebra.welch(X, nperseg=32),
+    "csd": lambda: algebra.csd(X, Y, nperseg=32),
+    "coherence": lambda: algebra.coherence(X, Y, nperseg=32),
+    "spectrogram": lambda: algebra.spectrogram(X, nperseg=32, mode="magnitude"),
+    "stft": lambda: algebra.stft(X, nperseg=32, boundary="even"),
+    "istft": lambda: algebra.istft(algebra.stft(X, nperseg=32)[2], nperseg=32, freq_axis=0),
     "dominant_period": lambda: algebra.dominant_period(X),
     "covariance": lambda: algebra.covariance(X),
     "correlation": lambda: algebra.correlation(X),
-    "matrix_rank": lambda: algebra.matrix_rank(X),
-    "cond": lambda: algebra.cond(X),
+    "matrix_rank": lambda: (
+        algebra.matrix_rank(X),
+        algebra.matrix_rank(X, tol=1e-3),
+        algebra.matrix_rank(X.T @ X, hermitian=True, rtol=1e-3),
+    ),
+    "cond": lambda: (algebra.cond(X), algebra.cond(X[:6], "fro"), algebra.cond(X[:6], 1)),
     "svd_patterns": lambda: algebra.svd_patterns(X),
     "pca": lambda: algebra.pca(X, 3),
     "whiten": lambda: algebra.whiten(X),
@@ -45,6 +54,7 @@ CALLS = {
     "hamming_topk": lambda: algebra.hamming_topk(CODES[:3], CODES, 4),
     "binary_rank": lambda: algebra.binary_rank(BITS),
     "ks_statistic": lambda: algebra.ks_statistic(X, Y),
+    "ks_2samp": lambda: algebra.ks_2samp(X, Y),
     "wasserstein_1d": lambda: algebra.wasserstein_1d(X[:, 0], Y[:, 0]),
     "energy_distance": lambda: algebra.energy_distance(X[:, 0], Y[:, 0]),
     "psi": lambda: algebra.psi(X, Y),
@@ -98,4 +108,12 @@ def test_a_chained_pipeline_compiles_once_and_then_never_again():
     with CompileCounter() as again:
         for _ in range(3):
             jax.block_until_ready(pipeline.apply(state, Y))
+    assert again.count == 0
+
+
+def test_new_tolerance_values_do_not_compile_matrix_rank_again():
+    jax.block_until_ready(algebra.matrix_rank(X, tol=1e-3))
+    with CompileCounter() as again:
+        jax.block_until_ready(algebra.matrix_rank(Y, tol=0.5))
+        jax.block_until_ready(algebra.matrix_rank(Y, tol=2.0))
     assert again.count == 0

@@ -133,6 +133,14 @@ MAX_MESSAGE = 1000
 """Characters of a message at most (an offending value is quoted to 200 of them)."""
 
 
+# Warnings liam-core gives where scipy gives them (their text, as a regular expression).
+DOCUMENTED_WARNINGS = (
+    r".*nperseg=\d+ is greater than the signal length",  # a segment shortened to the data
+    r".*input data is complex, switching to return_onesided=False",  # spectrogram, stft
+    r"NOLA condition failed",  # istft: windows that do not overlap-add to nonzero
+)
+
+
 def judge(target: str, call, *, finite: bool = False, documented=None) -> object:
     """Run ``call()``; record (or raise) a failure unless it returns or raises a LiamError.
 
@@ -142,6 +150,8 @@ def judge(target: str, call, *, finite: bool = False, documented=None) -> object
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
+            for documented_warning in DOCUMENTED_WARNINGS:
+                warnings.filterwarnings("ignore", documented_warning, UserWarning)
             result = call()
             result = jax.block_until_ready(result)
     except LiamError as error:
@@ -256,7 +266,8 @@ def test_fuzz_signal(data):
     fin = finite_input(x)
     axis = draw(setting(0, 1, -1))
     op = draw(st.sampled_from(["standardize", "detrend", "rolling_mean", "rolling_std",
-                               "convolve", "periodogram", "welch", "dominant_period"]))  # fmt: skip
+                               "convolve", "periodogram", "welch", "csd", "spectrogram",
+                               "stft", "istft", "dominant_period"]))  # fmt: skip
     if op == "standardize":
         ddof = draw(setting(0, 1))
         judge(op, lambda: A.standardize(x, axis=axis, ddof=ddof), finite=fin)
@@ -280,23 +291,60 @@ def test_fuzz_signal(data):
     elif op == "periodogram":
         options = dict(
             fs=draw(setting(1.0, 2, 0.5)),
-            window=draw(setting("boxcar", "hann", "hamming", "blackman", "bartlett")),
-            detrend=draw(setting("constant", "linear", False)),
+            window=draw(
+                setting("boxcar", "hann", "hamming", "blackman", "bartlett", ("tukey", 0.3),
+                        ("kaiser", 4.0), None, np.ones(3), "nosuch", ("kaiser",))
+            ),
+            nfft=draw(setting(None, 1, 3, 8, 0)),
+            detrend=draw(setting("constant", "linear", False, None, lambda s: s - s[..., :1])),
             return_onesided=draw(setting(True, False)),
             scaling=draw(setting("density", "spectrum")),
-        )
+        )  # fmt: skip
         judge(op, lambda: A.periodogram(x, axis=axis, **options), finite=fin)
     elif op == "welch":
         options = dict(
             fs=draw(setting(1.0, 3)),
             window=draw(setting("hann", "boxcar")),
-            nperseg=draw(setting(1, 2, 4)),
-            noverlap=draw(setting(None, 0, 1)),
+            nperseg=draw(setting(None, 1, 2, 4, 300)),
+            noverlap=draw(setting(None, 0, 1, -1)),
+            nfft=draw(setting(None, 4, 7)),
             detrend=draw(setting("constant", "linear", False)),
+            return_onesided=draw(setting(True, False)),
             scaling=draw(setting("density", "spectrum")),
             average=draw(setting("mean", "median")),
         )
         judge(op, lambda: A.welch(x, axis=axis, **options), finite=fin)
+    elif op == "csd":
+        y = draw(arrays(max_dims=2))
+        options = dict(
+            nperseg=draw(setting(None, 2, 4)),
+            window=draw(setting("hann", ("tukey", 0.5), np.ones(2))),
+            average=draw(setting("mean", "median")),
+        )
+        judge(op, lambda: A.csd(x, y, axis=axis, **options), finite=fin and finite_input(y))
+    elif op == "spectrogram":
+        options = dict(
+            nperseg=draw(setting(None, 2, 4)),
+            mode=draw(setting("psd", "complex", "magnitude", "angle", "phase")),
+            return_onesided=draw(setting(True, False)),
+        )
+        judge(op, lambda: A.spectrogram(x, axis=axis, **options), finite=fin)
+    elif op == "stft":
+        options = dict(
+            nperseg=draw(setting(1, 2, 4, 256)),
+            boundary=draw(setting("zeros", "even", "odd", "constant", None, "mirror")),
+            padded=draw(setting(True, False)),
+            scaling=draw(setting("spectrum", "psd")),
+        )
+        judge(op, lambda: A.stft(x, axis=axis, **options), finite=fin)
+    elif op == "istft":
+        options = dict(
+            nperseg=draw(setting(None, 1, 2, 4)),
+            input_onesided=draw(setting(True, False)),
+            boundary=draw(setting(True, False)),
+            freq_axis=draw(setting(-2, 0, 1)),
+        )
+        judge(op, lambda: A.istft(x, **options), finite=fin)
     else:
         fs = draw(setting(1.0, 12))
         judge(op, lambda: A.dominant_period(x, fs=fs, axis=axis), finite=fin)
@@ -345,9 +393,12 @@ def test_fuzz_linalg(data):
         judge(op, lambda: A.correlation(x), finite=fin, documented=_correlation_documented)
     elif op in ("matrix_rank", "cond", "svd_patterns"):
         tol = draw(setting(None, 0.0, 1e-3))
+        rtol = draw(setting(None, 1e-3)) if tol is None else None
+        hermitian = draw(setting(False, True))
+        p = draw(setting(None, "fro", "nuc", math.inf, -math.inf, 1, -1, 2, -2))
         call = {
-            "matrix_rank": lambda: A.matrix_rank(x, tol),
-            "cond": lambda: A.cond(x),
+            "matrix_rank": lambda: A.matrix_rank(x, tol, hermitian, rtol=rtol),
+            "cond": lambda: A.cond(x, p),
             "svd_patterns": lambda: A.svd_patterns(x, tol),
         }[op]
         judge(op, call, finite=fin, documented=_cond_documented)
@@ -455,13 +506,41 @@ def test_fuzz_binary(data):
 @given(st.data())
 def test_fuzz_drift(data):
     draw = data.draw
-    op = draw(st.sampled_from(["ks_statistic", "wasserstein_1d", "energy_distance", "psi"]))
+    op = draw(
+        st.sampled_from(["ks_statistic", "ks_2samp", "wasserstein_1d", "energy_distance", "psi"])
+    )
     first, second = draw(arrays(max_dims=2)), draw(arrays(max_dims=2))
     if draw(st.booleans()) and first.ndim >= 1:  # often the same layout, so the values matter
         second = draw(arrays(shape=(draw(st.integers(0, 5)), *first.shape[1:])))
     fin = finite_input(first, second)
     if op == "ks_statistic":
         judge(op, lambda: A.ks_statistic(first, second), finite=fin)
+    elif op == "ks_2samp":
+        alternative = draw(setting("two-sided", "less", "greater"))
+        method = draw(setting("auto", "exact", "asymp"))
+        axis = draw(st.one_of(st.none(), setting(0, 1, -1)))
+        nan_policy = draw(setting("propagate", "omit", "raise"))
+        keepdims = draw(setting(False, True))
+
+        def ks_2samp():  # without scipy's documented RuntimeWarnings (empty samples, exact->asymp)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "ks_2samp: |Exact ks_2samp", RuntimeWarning)
+                return A.ks_2samp(
+                    first, second, alternative, method, axis=axis, nan_policy=nan_policy,
+                    keepdims=keepdims,
+                )  # fmt: skip
+
+        def documented(result):  # NaN: an empty sample; the asymp two-sided p of 1 value each
+            if 0 in first.shape or 0 in second.shape:
+                return True
+            rest = (result.statistic, result.statistic_location, result.statistic_sign)
+            return (
+                method == "asymp"
+                and alternative == "two-sided"
+                and all(np.isfinite(np.asarray(value)).all() for value in rest)
+            )
+
+        judge(op, ks_2samp, finite=fin, documented=documented)
     elif op == "psi":
         bins, eps = draw(setting(2, 4, 10)), draw(setting(1e-6, 0.1))
         judge(op, lambda: A.psi(first, second, bins=bins, eps=eps), finite=fin)

@@ -42,6 +42,11 @@ class BinaryAlgebra:
     convolve = staticmethod(_convolution.convolve)
     periodogram = staticmethod(_spectra.periodogram)
     welch = staticmethod(_spectra.welch)
+    csd = staticmethod(_spectra.csd)
+    coherence = staticmethod(_spectra.coherence)
+    spectrogram = staticmethod(_spectra.spectrogram)
+    stft = staticmethod(_spectra.stft)
+    istft = staticmethod(_spectra.istft)
     dominant_period = staticmethod(_spectra.dominant_period)
     # linalg and patterns
     covariance = staticmethod(_linalg.covariance)
@@ -65,6 +70,7 @@ class BinaryAlgebra:
     binary_rank = staticmethod(_binary.binary_rank)
     # drift
     ks_statistic = staticmethod(_stats.ks_statistic)
+    ks_2samp = staticmethod(_stats.ks_2samp)
     wasserstein_1d = staticmethod(_stats.wasserstein_1d)
     energy_distance = staticmethod(_stats.energy_distance)
     psi = staticmethod(_stats.psi)
