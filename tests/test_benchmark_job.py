@@ -35,7 +35,10 @@ def test_small_suites_run_and_write_their_json(tmp_path):
         "patterns",
         "pca",
         "pipeline",
+        "welch",
     }
+    welch = next(case for case in algebra["cases"] if case["stage"] == "welch")
+    assert set(welch["contenders"]) == {"liam-core", "jax.scipy.signal", "scipy"}
     assert all(len(case["contenders"]["liam-core"]["seconds"]) == 7 for case in algebra["cases"])
     assert (tmp_path / "alda.json").exists()
 

@@ -365,7 +365,7 @@ def _welch_power(
     if onesided and count == 1 and not callable(detrend_):
         # A periodogram: x read in its own layout (reductions in place, one transpose).
         segment = lax.slice_in_dim(x, 0, nperseg, axis=axis)
-        power = _real_power(segment, axis, win, nfft, detrend_) * scale
+        power = _doubled(_real_power(segment, axis, win, nfft, detrend_) * scale, nfft)
     else:
         segments = _segments(jnp.moveaxis(x, axis, -1), nperseg, hop, count)
         if onesided:
@@ -373,10 +373,12 @@ def _welch_power(
         else:
             spectra = _spectra(segments, win, nfft, False, detrend_, None)
             power = jnp.square(spectra.real) + jnp.square(spectra.imag)
-        power = _average(power * scale, average)
-    if onesided:
-        power = _doubled(power, nfft)
-    return jnp.moveaxis(power.astype(x.real.dtype), -1, axis)
+        # Folded before averaging (doubling is exact): XLA then fuses |F|^2, the scale and
+        # the folding into one pass over the FFT's output; scaled |F|^2 alone went to the
+        # reduction as separate real and imaginary arrays (18% slower on 1e6 x 64 rows).
+        power = power * scale
+        power = _average(_doubled(power, nfft) if onesided else power, average)
+    return jnp.moveaxis(power.astype(_real_dtype(x.dtype)), -1, axis)
 
 
 @functools.partial(
@@ -425,7 +427,7 @@ def _segment_spectra(
         result = (jnp.square(spectra.real) + jnp.square(spectra.imag)) * scale
         if onesided:
             result = _doubled(result, nfft)
-        result = result.astype(x.real.dtype)
+        result = result.astype(_real_dtype(x.dtype))
     else:
         result = spectra * jnp.asarray(jnp.sqrt(scale), spectra.dtype)
         if mode == "magnitude":
@@ -629,7 +631,7 @@ def _welch(x, fs, plan, detrend_, return_onesided, scaling, axis, average):
     onesided = bool(return_onesided) and not jnp.iscomplexobj(x)
     power = _welch_power(
         x,
-        _window_argument(plan.win, x.real.dtype),
+        _window_argument(plan.win, _real_dtype(x.dtype)),
         fs=fs,
         scaling=scaling,
         axis=axis,
@@ -641,7 +643,7 @@ def _welch(x, fs, plan, detrend_, return_onesided, scaling, axis, average):
         onesided=onesided,
         average=average,
     )
-    return _frequencies(plan.nfft, fs, onesided, x.real.dtype), power
+    return _frequencies(plan.nfft, fs, onesided, _real_dtype(x.dtype)), power
 
 
 def csd(
@@ -815,7 +817,7 @@ def spectrogram(
             stacklevel=2,
         )
         onesided = False
-    real = x.real.dtype
+    real = _real_dtype(x.dtype)
     result = _segment_spectra(
         jnp.moveaxis(x, axis, -1),
         _window_argument(plan.win, real),
@@ -913,7 +915,7 @@ def stft(
             stacklevel=2,
         )
         onesided = False
-    real = x.real.dtype
+    real = _real_dtype(x.dtype)
     zxx = _segment_spectra(
         series,
         _window_argument(plan.win, real),
