@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+from _machine import cpu_name
 
 jax.config.update("jax_num_cpu_devices", 8)
 
@@ -179,7 +180,7 @@ def main() -> None:
         "chunk_size": systems["alda_8dev"].chunk_size,
         "repeats": options.repeats,
         "machine": {
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "cores": os.cpu_count(),
             "simulated_devices": N_DEVICES,
             "jax": jax.__version__,
@@ -207,17 +208,6 @@ def main() -> None:
     if options.out:
         with open(options.out, "w") as handle:
             handle.write(text + "\n")
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

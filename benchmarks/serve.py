@@ -92,6 +92,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _machine import cpu_name
 
 from liam_core.models import make_model
 from liam_core.serve import ModelRepository, Predictor, export_bundle
@@ -1169,7 +1170,7 @@ def machine() -> dict[str, Any]:
             return None
 
     return {
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)),
         "platform": platform.platform(),
@@ -1192,17 +1193,6 @@ def machine() -> dict[str, Any]:
         },
         "load_average_at_start": os.getloadavg(),
     }
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 @contextlib.contextmanager

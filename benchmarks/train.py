@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+from _machine import cpu_name
 
 jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
@@ -196,7 +197,7 @@ def main() -> None:
         "repeats": options.repeats,
         "chunk_size": LaborArray(1).chunk_size,
         "machine": {
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "cores": os.cpu_count(),
             "simulated_devices": jax.device_count(),
             "platform": platform.platform(),
@@ -235,17 +236,6 @@ def main() -> None:
     if options.out:
         with open(options.out, "w") as handle:
             handle.write(text + "\n")
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":
