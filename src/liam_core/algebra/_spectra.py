@@ -64,9 +64,7 @@ def _named_window(window: str | tuple[Any, ...], nperseg: int) -> np.ndarray:
     return values
 
 
-def _window_and_length(
-    window: Any, nperseg: Any, n: int, owner: str, *, warn_shorter: bool = True
-) -> tuple[np.ndarray, int]:
+def _window_and_length(window: Any, nperseg: Any, n: int, owner: str) -> tuple[np.ndarray, int]:
     """scipy's segment triage: the window's float64 values and the segment length.
 
     A named window gets ``nperseg`` samples (256 when ``None``); a segment longer than
@@ -75,7 +73,7 @@ def _window_and_length(
     """
     if isinstance(window, str | tuple):
         nperseg = 256 if nperseg is None else check_int(nperseg, "nperseg", owner=owner)
-        if nperseg > n and warn_shorter:
+        if nperseg > n:
             warnings.warn(
                 f"{owner}: nperseg={nperseg} is greater than the signal length {n}, using "
                 f"nperseg={n}",
@@ -885,7 +883,8 @@ def stft(
     """
     owner = "stft"
     scaling = check_choice(scaling, "scaling", Literal["spectrum", "psd"], owner=owner)
-    fs = _spectral_settings(owner, fs, "spectrum", return_onesided)
+    fs = check_number(fs, "fs", positive=True, owner=owner)
+    check_bool(return_onesided, "return_onesided", owner=owner)
     check_choice(boundary, "boundary", Boundary, owner=owner)
     padded = check_bool(padded, "padded", owner=owner)
     detrend_ = _check_detrend(detrend, owner)
