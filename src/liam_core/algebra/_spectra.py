@@ -490,6 +490,10 @@ class _Segmenting(NamedTuple):
     count: int
     nfft: int
 
+    def static(self) -> dict[str, int]:
+        """The segment layout as the jitted functions' static arguments."""
+        return {"nperseg": self.nperseg, "hop": self.hop, "count": self.count, "nfft": self.nfft}
+
 
 def _segmenting(
     owner: str, window: Any, nperseg: Any, noverlap: Any, nfft: Any, n: int,
@@ -633,10 +637,7 @@ def _welch(x, fs, plan, detrend_, return_onesided, scaling, axis, average):
         fs=fs,
         scaling=scaling,
         axis=axis,
-        nperseg=plan.nperseg,
-        hop=plan.hop,
-        count=plan.count,
-        nfft=plan.nfft,
+        **plan.static(),
         detrend_=detrend_,
         onesided=onesided,
         average=average,
@@ -712,10 +713,7 @@ def csd(
         fs=fs,
         scaling=scaling,
         axis=out_axis,
-        nperseg=plan.nperseg,
-        hop=plan.hop,
-        count=plan.count,
-        nfft=plan.nfft,
+        **plan.static(),
         detrend_=detrend_,
         onesided=onesided,
         average=average,
@@ -822,10 +820,7 @@ def spectrogram(
         fs=fs,
         scaling=scaling,
         axis=axis,
-        nperseg=plan.nperseg,
-        hop=plan.hop,
-        count=plan.count,
-        nfft=plan.nfft,
+        **plan.static(),
         detrend_=detrend_,
         onesided=onesided,
         mode=mode,
@@ -921,10 +916,7 @@ def stft(
         fs=fs,
         scaling="density" if scaling == "psd" else "spectrum",
         axis=axis,
-        nperseg=plan.nperseg,
-        hop=plan.hop,
-        count=plan.count,
-        nfft=plan.nfft,
+        **plan.static(),
         detrend_=detrend_,
         onesided=onesided,
         mode="complex",
