@@ -360,17 +360,34 @@ def test_periodogram_matches_scipy_for_every_setting(
         assert_matches(power, expected_power, dtype)
 
 
+@pytest.fixture
+def paired_ffts(monkeypatch):
+    """Pair real FFTs on every Bluestein length, not only on long ones (fresh traces)."""
+    monkeypatch.setattr(_spectra, "_PAIRED_FFT_MIN_LENGTH", 0)
+    jax.clear_caches()
+    yield
+    jax.clear_caches()
+
+
+def fft_kinds(fn, x) -> set[str]:
+    """The FFT types (``FFT``, ``RFFT``, ...) in the program ``jax.jit(fn)`` lowers ``x`` to."""
+    return set(re.findall(r"stablehlo\.fft .*?type = (\w+)", jax.jit(fn).lower(x).as_text()))
+
+
 @pytest.mark.parametrize("shape", [(1009, 7), (2284, 2)])
-def test_periodogram_matches_scipy_on_lengths_with_a_large_prime_factor(rng, shape, dtype):
+def test_periodogram_matches_scipy_on_lengths_with_a_large_prime_factor(
+    rng, shape, dtype, paired_ffts
+):
     # These lengths take the path that shares one complex FFT between two columns.
     x = random_series(rng, shape, dtype)
+    assert fft_kinds(lambda x: periodogram(x)[1], x) == {"FFT"}
     freqs, power = periodogram(x, window="hann", detrend="linear")
     expected_freqs, expected_power = scipy_periodogram(x, window="hann", detrend="linear")
     assert_matches(freqs, expected_freqs, dtype)
     assert_matches(power, expected_power, dtype)
 
 
-def test_periodogram_keeps_a_quiet_column_accurate_next_to_a_loud_one(rng, dtype):
+def test_periodogram_keeps_a_quiet_column_accurate_next_to_a_loud_one(rng, dtype, paired_ffts):
     # Columns of very different scale share complex FFTs on a prime length; each column's
     # spectrum must still be accurate relative to its own magnitude.
     x = rng.normal(size=(1009, 3)).astype(dtype)
@@ -599,6 +616,16 @@ def test_integers_become_float64_under_x64():
 
 
 # --- the FFT cost model is the CPU's --------------------------------------------------------
+
+
+def test_only_long_series_share_complex_ffts(rng):
+    # Measured on XLA CPU: pairing is slower below ~2e5 points, faster above.
+    short = random_series(rng, (1009, 4), np.float32)
+    assert fft_kinds(lambda x: periodogram(x)[1], short) == {"RFFT"}
+    long = jax.ShapeDtypeStruct((200_003, 4), np.float32)  # a prime length
+    assert long.shape[0] >= _spectra._PAIRED_FFT_MIN_LENGTH
+    assert _spectra._rfft_uses_bluestein(long.shape[0])
+    assert fft_kinds(lambda x: periodogram(x)[1], long) == {"FFT"}
 
 
 def test_off_the_cpu_backend_every_length_takes_the_plain_real_fft(rng, monkeypatch):

@@ -204,13 +204,22 @@ def _rfft_uses_bluestein(n: int) -> bool:
     return 1.5 * 2 * _fft_cost_guess(_good_fft_size(2 * n - 1)) < 0.5 * _fft_cost_guess(n)
 
 
+# The shortest series whose real FFTs are paired into complex ones. Measured on XLA CPU (2
+# Xeon cores, 64 float32 series, `benchmarks/algebra.py`'s lengths): one complex FFT of 32
+# pairs against the real FFT of the 64 series took 2.25x as long at 9,969 points and 1.59x at
+# 99,969, but 0.77x at 299,969, 0.76x at 999,969 and 0.82x at 1,999,969 (Bluestein lengths
+# all). Below this length ducc0's real Bluestein transform is the faster.
+_PAIRED_FFT_MIN_LENGTH = 200_000
+
+
 def _rfft_power(x: jax.Array, axis: int, peak: jax.Array) -> jax.Array:
     """``|rfft(x)|^2`` along ``axis``, returned with the frequency axis last.
 
     ``peak`` (``x``'s shape without ``axis``) bounds ``|x|``. When the real FFT would run
-    through Bluestein's method (lengths with a large prime factor) and there are several
-    series, two real series ``a`` and ``b`` share one complex FFT of ``a + ib`` (measured
-    1.5-2x faster on a CPU), and are separated by the symmetry
+    through Bluestein's method (lengths with a large prime factor), the series are long
+    (``_PAIRED_FFT_MIN_LENGTH``) and there are several, two real series ``a`` and ``b``
+    share one complex FFT of ``a + ib`` (measured 1.2-1.3x faster on a CPU at 3e5-2e6
+    points, slower below 2e5), and are separated by the symmetry
     ``A[k] = (F[k] + conj F[n-k]) / 2``, ``B[k] = (F[k] - conj F[n-k]) / 2i``. Each series is
     first scaled by a power of two (exact) to a peak near 1, so a quiet series does not
     drown in the rounding error of a loud partner.
@@ -218,7 +227,7 @@ def _rfft_power(x: jax.Array, axis: int, peak: jax.Array) -> jax.Array:
     n = x.shape[axis]
     lead = peak.shape
     count = math.prod(lead)
-    if count < 2 or not _rfft_uses_bluestein(n):
+    if count < 2 or n < _PAIRED_FFT_MIN_LENGTH or not _rfft_uses_bluestein(n):
         # Time last: the FFT of each contiguous series was measured faster (in numpy and
         # JAX) than an FFT down the columns of a tall [time, metrics] array; the layout
         # change fuses with detrending and windowing.
