@@ -63,10 +63,20 @@ def _check_rows(x: jax.Array, minimum: int, owner: str, why: str) -> None:
         )
 
 
+def _centered_gram(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(mean, (x - mean).T @ (x - mean))`` of the columns of ``[n, d]`` ``x``: centred
+    before the product (two passes over ``x``), which keeps float32 accurate on long series
+    whose mean is large against their spread. The one Gram matrix of covariance, PCA and
+    whitening."""
+    mean = jnp.mean(x, axis=0)
+    centered = x - mean
+    return mean, centered.T @ centered
+
+
 @functools.partial(jax.jit, static_argnames="ddof")
 def _covariance(x: jax.Array, ddof: int) -> jax.Array:
-    centered = x - jnp.mean(x, axis=0)
-    return (centered.T @ centered) / (x.shape[0] - ddof)
+    _, gram = _centered_gram(x)
+    return gram / (x.shape[0] - ddof)
 
 
 def covariance(x, *, ddof: int = 1) -> jax.Array:
@@ -540,9 +550,8 @@ class PCAState(NamedTuple):
 @functools.partial(jax.jit, static_argnames="n_components")
 def _pca_fit(x: jax.Array, n_components: int) -> PCAState:
     n = x.shape[0]
-    mean = jnp.mean(x, axis=0)
-    centered = x - mean
-    cov = (centered.T @ centered) / (n - 1)
+    mean, gram = _centered_gram(x)
+    cov = gram / (n - 1)
     eigenvalues, eigenvectors = jnp.linalg.eigh(cov)
     eigenvalues = jnp.clip(eigenvalues[::-1], 0, None)
     components = eigenvectors[:, ::-1].T
@@ -637,9 +646,8 @@ class WhiteningState(NamedTuple):
 
 @functools.partial(jax.jit, static_argnames="method")
 def _whitening_fit(x: jax.Array, method: str, eps: jax.Array | None) -> WhiteningState:
-    mean = jnp.mean(x, axis=0)
-    centered = x - mean
-    cov = (centered.T @ centered) / (x.shape[0] - 1)
+    mean, gram = _centered_gram(x)
+    cov = gram / (x.shape[0] - 1)
     eigenvalues, eigenvectors = jnp.linalg.eigh(cov)
     if eps is None:  # numpy's rank tolerance: eigenvalues below it are numerical noise
         eps = jnp.max(eigenvalues) * x.shape[1] * jnp.finfo(x.dtype).eps
