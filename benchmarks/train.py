@@ -12,9 +12,15 @@ One process simulates 8 CPU devices. For each workload it times, in interleaved 
 * ``alda_{1,2,8}dev`` :class:`liam_core.train.TrainStep` on ``LaborArray(n)``: the ALDA mean
   gradient (same bits on every topology) plus the jitted optax update;
 * ``alda_8dev_put``   the same on 8 devices, placing each batch from host memory inside the
-  step, as ``fit`` does.
+  step, as ``fit`` does;
+* ``plain_scan{k}_1dev`` the plain-JAX contender for ``k`` steps per dispatch: one
+  ``jax.jit`` of a ``lax.scan`` over ``k`` stacked batches of the ``plain_1dev`` step;
+* ``alda_scan{k}_{1,8}dev`` :meth:`liam_core.train.TrainStep.run`: ``k`` ALDA steps in one
+  program on the home device (batches placed ahead with ``put_many``), as ``fit`` runs them
+  with ``train.steps_per_dispatch=k`` (``--steps-per-dispatch``, default 10).
 
-It checks that the ALDA steps give the same digest on 1, 2 and 8 devices, prints one JSON
+It checks that the ALDA steps give the same digest on 1, 2 and 8 devices (one step and k
+steps per dispatch, each path on its own), prints one JSON
 object (median steps per second, ratios against ``plain_1dev``, the machine) and a markdown
 table.
 """
@@ -89,7 +95,23 @@ def plain_step(optimizer: optax.GradientTransformation, loss: Callable) -> Calla
     return step
 
 
-def candidates(name: str) -> dict[str, Callable[[int], Any]]:
+def plain_scan(optimizer: optax.GradientTransformation, loss: Callable) -> Callable:
+    """The plain contender for k steps per dispatch: a jitted ``lax.scan`` of the plain step."""
+    step = plain_step(optimizer, loss)
+
+    @jax.jit
+    def run(model: Any, opt_state: Any, batches: Any) -> Any:
+        def one(carry: Any, batch: Any) -> Any:
+            model, opt_state, value = step(*carry, batch)  # traced inline, no dispatch
+            return (model, opt_state), value
+
+        (model, opt_state), values = jax.lax.scan(one, (model, opt_state), batches)
+        return model, opt_state, values
+
+    return run
+
+
+def candidates(name: str, k: int) -> dict[str, Callable[[int], Any]]:
     """Per system, ``run(k)``: take ``k`` more steps and return the state (not blocked on)."""
     settings = dict(WORKLOADS[name]["model"])
     model = make_model(settings.pop("name"), seed=0, **settings)
@@ -133,11 +155,45 @@ def candidates(name: str) -> dict[str, Callable[[int], Any]]:
             return value
 
         runs[label] = run_alda
+
+    scan = plain_scan(optimizer, loss)
+    stacked = jax.device_put(jax.tree_util.tree_map(lambda a: np.stack([a] * k), examples), home)
+    state["plain_scan"] = state["plain"]
+
+    def run_plain_scan(n: int) -> Any:
+        model, opt_state = state["plain_scan"]
+        for _ in range(-(-n // k)):
+            model, opt_state, values = scan(model, opt_state, stacked)
+        state["plain_scan"] = (model, opt_state)
+        return values
+
+    runs[f"plain_scan{k}_1dev"] = run_plain_scan
+
+    for devices in (1, 8):
+        label = f"alda_scan{k}_{devices}dev"
+        step = TrainStep(LaborArray(devices), optax.adam(1e-3), loss=loss)
+        ahead = step.put_many([examples] * k)
+        state[label] = (step.place(model), step.init(model))
+
+        def run_alda_scan(
+            n: int, label: str = label, step: TrainStep = step, ahead: Any = ahead
+        ) -> Any:
+            model, opt_state = state[label]
+            for _ in range(-(-n // k)):
+                model, opt_state, values = step.run(model, opt_state, ahead)
+            state[label] = (model, opt_state)
+            return values
+
+        runs[label] = run_alda_scan
     return runs
 
 
-def same_bits(name: str, steps: int = 3) -> bool:
-    """Whether ``steps`` ALDA steps from one start give one digest on 1, 2 and 8 devices."""
+def same_bits(name: str, steps: int = 3, *, per_dispatch: int = 1) -> bool:
+    """Whether ``steps`` ALDA steps from one start give one digest on 1, 2 and 8 devices.
+
+    ``per_dispatch`` 1: the one-step path; more: :meth:`TrainStep.run`, ``steps`` steps in
+    dispatches of ``per_dispatch`` (the last one shorter).
+    """
     settings = dict(WORKLOADS[name]["model"])
     examples = make_examples(name, WORKLOADS[name]["rows"])
     digests = set()
@@ -145,11 +201,17 @@ def same_bits(name: str, steps: int = 3) -> bool:
         model = make_model(
             settings["name"], seed=0, **{k: v for k, v in settings.items() if k != "name"}
         )
-        step = TrainStep(LaborArray(devices), optax.adam(1e-3))
+        step = TrainStep(LaborArray(devices), optax.adam(1e-3), loss=task_for(model).example_loss)
         opt_state = step.init(model)
-        for _ in range(steps):
-            model, opt_state, value = step(model, opt_state, examples)
-        digests.add(digest((eqx.filter(model, eqx.is_array), opt_state, value)))
+        values = []
+        for start in range(0, steps, per_dispatch):
+            if per_dispatch == 1:
+                model, opt_state, value = step(model, opt_state, examples)
+            else:
+                n = min(per_dispatch, steps - start)
+                model, opt_state, value = step.run(model, opt_state, [examples] * n)
+            values.append(np.ravel(value))
+        digests.add(digest((eqx.filter(model, eqx.is_array), opt_state, np.concatenate(values))))
     return len(digests) == 1
 
 
@@ -188,12 +250,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20, help="steps per timed round")
+    parser.add_argument("--steps-per-dispatch", type=int, default=10, help="k of the scans")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--out", default=None, help="also write the JSON report here")
     options = parser.parse_args()
 
     report: dict[str, Any] = {
         "steps_per_round": options.steps,
+        "steps_per_dispatch": options.steps_per_dispatch,
         "repeats": options.repeats,
         "chunk_size": LaborArray(1).chunk_size,
         "machine": {
@@ -209,8 +273,11 @@ def main() -> None:
         },
         "workloads": {},
     }
+    if options.steps_per_dispatch < 1 or options.steps % options.steps_per_dispatch:
+        parser.error("--steps must be a multiple of --steps-per-dispatch (>= 1)")
     for name in options.workloads.split(","):
-        rates = time_rounds(candidates(name), options.steps, options.repeats)
+        k = options.steps_per_dispatch
+        rates = time_rounds(candidates(name, k), options.steps, options.repeats)
         median = {system: statistics.median(r) for system, r in rates.items()}
         plain = median["plain_1dev"]
         best = max((s for s in median if s.startswith("alda")), key=median.__getitem__)
@@ -223,9 +290,14 @@ def main() -> None:
                 for system, rate in median.items()
                 if system != "plain_1dev"
             },
+            "alda_scan_over_plain_scan": {
+                devices: round(median[f"alda_scan{k}_{devices}"] / median[f"plain_scan{k}_1dev"], 3)
+                for devices in ("1dev", "8dev")
+            },
             "best_alda": best,
             "best_alda_over_plain": round(median[best] / plain, 3),
             "same_digest_1_2_8dev": same_bits(name),
+            "same_digest_scan_1_2_8dev": same_bits(name, 2 * k + 1, per_dispatch=k),
         }
         print(name, json.dumps(report["workloads"][name]), flush=True)
     report["machine"]["load_average_at_end"] = os.getloadavg()

@@ -38,6 +38,7 @@ from liam_core.train import (
     fit,
     run_training,
 )
+from liam_core.train._run_dir import fingerprint_changes
 
 METRICS = ("productivity", "efficiency", "quality", "throughput")
 VALUES = SyntheticTelemetry(2048, n_teams=4, seed=5, metrics=METRICS).rows().values
@@ -130,6 +131,17 @@ def test_the_fingerprint_holds_what_changes_the_result_and_leaves_out_how_far_or
         != (base["data.sha256"])
     )
     assert set(RESUMABLE) >= {"train.steps", "mesh", "paths", "tracking", "stop_at"}
+
+
+def test_one_step_per_dispatch_is_left_out_so_checkpoints_from_before_the_setting_resume():
+    # Checkpoints written before `train.steps_per_dispatch` existed ran one step per dispatch.
+    base = fingerprint(CONFIG, data=TRAIN, model=autoencoder())
+    one = changed(CONFIG, "train.steps_per_dispatch", 1)
+    assert fingerprint(one, data=TRAIN, model=autoencoder()) == base
+    four = fingerprint(
+        changed(CONFIG, "train.steps_per_dispatch", 4), data=TRAIN, model=autoencoder()
+    )
+    assert fingerprint_changes(base, four) == {"train.steps_per_dispatch": ("(none)", "4")}
 
 
 @pytest.mark.parametrize(

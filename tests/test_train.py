@@ -147,6 +147,99 @@ def test_a_step_compiles_once_and_updates_only_trainable_parameters():
     assert not np.array_equal(new_model.encoder.layers[0].weight, model.encoder.layers[0].weight)
 
 
+# --------------------------------------------------------------------------- several steps per dispatch
+
+BATCHES = [TRAIN[i * 400 : (i + 1) * 400] for i in range(6)]  # ragged: 2 chunks of 256 rows
+
+
+def _multi_step_digest(labor: LaborArray, steps_per_dispatch: int) -> str:
+    step = TrainStep(labor, optimizer(), loss=reconstruction_example_loss)
+    model = autoencoder()
+    opt_state, losses = step.init(model), []
+    for start in range(0, len(BATCHES), steps_per_dispatch):
+        model, opt_state, loss = step.run(
+            model, opt_state, BATCHES[start : start + steps_per_dispatch]
+        )
+        losses.append(loss)
+    return digest((eqx.filter(model, eqx.is_array), opt_state, np.concatenate(losses)))
+
+
+def test_k_steps_in_one_dispatch_give_the_bytes_of_k_dispatches_of_one_step_on_1_2_and_8_devices():
+    # Processes with 1 and 8 devices, under fit, are in test_train_resume.py.
+    digests = {
+        (repr(labor), k): _multi_step_digest(labor, k)
+        for labor in (LaborArray(1), LaborArray(2, executor="shard_map"), LaborArray(8))
+        for k in (1, 2, 6)
+    }
+    assert len(set(digests.values())) == 1, digests
+
+
+def test_a_multi_step_dispatch_compiles_once_per_length_and_returns_one_loss_per_step():
+    step = TrainStep(LaborArray(2), optax.adam(1e-2), loss=reconstruction_example_loss)
+    model = autoencoder()
+    opt_state = step.init(model)
+    model, opt_state, losses = step.run(model, opt_state, BATCHES[:3])
+    assert losses.shape == (3,) and losses.dtype == np.float32
+    placed = step.put_many(BATCHES[3:])
+    assert placed.n_steps == 3 and placed.n_rows == 400
+    with CompileCounter() as again:
+        model, opt_state, losses = step.run(model, opt_state, placed)
+        jax.block_until_ready(losses)
+    assert again.count == 0
+
+
+def test_bad_multi_step_batches_raise_typed_errors_naming_what_is_wrong():
+    step = TrainStep(LaborArray(2), optax.adam(1e-2), loss=reconstruction_example_loss)
+    model = autoencoder()
+    opt_state = step.init(model)
+    with pytest.raises(InvalidTypeError, match=r"`batches` must be a non-empty sequence"):
+        step.run(model, opt_state, [])
+    with pytest.raises(InvalidTypeError, match=r"`batches` must be a non-empty sequence"):
+        step.run(model, opt_state, TRAIN[:400])  # one batch, not a sequence of batches
+    with pytest.raises(LiamError, match=r"batch 1 has \[\(\(300, 4\)"):
+        step.run(model, opt_state, [TRAIN[:400], TRAIN[:300]])
+    other = TrainStep(
+        LaborArray(2, chunk_size=128), optax.adam(1e-2), loss=reconstruction_example_loss
+    )
+    with pytest.raises(ConfigError, match=r"placed for another home device or chunk_size"):
+        step.run(model, opt_state, other.put_many(BATCHES[:2]))
+
+
+def _fit_multi(run_dir: Path | None, steps_per_dispatch: int, **kwargs):
+    spec = dataclasses.replace(SPEC, steps_per_dispatch=steps_per_dispatch)
+    return train(run_dir, spec=spec, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_multi(tmp_path_factory):
+    """The reference of the multi-step path: 30 steps, up to 4 per dispatch, never stopped."""
+    return _fit_multi(tmp_path_factory.mktemp("uninterrupted_multi"), 4)
+
+
+def test_fit_gives_one_digest_and_one_history_for_every_steps_per_dispatch_above_1(
+    uninterrupted_multi,
+):
+    # Dispatches end on evaluations (every 10) and checkpoints (every 5): 3 steps, then 2, ...
+    other = _fit_multi(None, 3, labor=LaborArray(8))
+    assert other.digest() == uninterrupted_multi.digest()
+    assert other.history == uninterrupted_multi.history
+    assert [r["step"] for r in other.history if "loss" in r] == list(range(5, 31, 5))
+
+
+@pytest.mark.parametrize("stop_at", [13, 22])
+def test_a_multi_step_run_stopped_between_checkpoints_resumes_to_the_same_digest(
+    uninterrupted_multi, tmp_path, stop_at
+):
+    stopped = _fit_multi(tmp_path, 4, stop_at=stop_at)
+    assert stopped.state.step == stop_at  # a dispatch also ends at stop_at
+    resumed = _fit_multi(tmp_path, 4, labor=LaborArray(1))
+    assert resumed.resumed_from == stop_at and resumed.state.step == SPEC.steps
+    assert resumed.digest() == uninterrupted_multi.digest()
+    untimed = [[{k: v for k, v in r.items() if k != "time"} for r in run.history]
+               for run in (resumed, uninterrupted_multi)]  # fmt: skip
+    assert untimed[0] == untimed[1]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_the_task_of_every_model_has_a_per_example_loss_that_trains_it(name):
@@ -264,6 +357,8 @@ def test_a_nan_loss_stops_the_run_with_an_error_naming_the_step():
         ({"keep_checkpoints": 0}, r"`train.keep_checkpoints` must be an int >= 1, got 0"),
         ({"shuffle": "yes"}, r"`train.shuffle` must be True or False, got str: 'yes'"),
         ({"seed": -1}, r"`train.seed` must be an int >= 0, got -1"),
+        ({"steps_per_dispatch": 0}, r"`train.steps_per_dispatch` must be an int >= 1, got 0"),
+        ({"steps_per_dispatch": 2.0}, r"`train.steps_per_dispatch` must be an int >= 1, got fl"),
     ],
 )
 def test_invalid_train_settings_raise_a_config_error_naming_the_setting(settings, match):

@@ -91,6 +91,37 @@ def test_a_run_stopped_on_8_devices_and_resumed_on_2_ends_with_the_same_digest(r
     assert resumed["losses"] == reference["losses"]
 
 
+MULTI_STEP_RUN = """
+import sys
+import jax
+jax.config.update("jax_num_cpu_devices", int(sys.argv[1]))
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+import optax
+from liam_core.alda import LaborArray
+from liam_core.data import SyntheticTelemetry
+from liam_core.models import make_model, reconstruction_example_loss
+from liam_core.train import TrainSpec, fit
+values = SyntheticTelemetry(3072, n_teams=4, seed=5).rows().values
+model = make_model("autoencoder", in_features=values.shape[1], latent=2, width=8, seed=0)
+spec = TrainSpec(steps=23, batch_size=512, eval_every=10, checkpoint_every=0, seed=3,
+                 steps_per_dispatch=int(sys.argv[2]))
+result = fit(model, optax.adam(1e-2), values[:2560], loss=reconstruction_example_loss,
+             labor=LaborArray(), spec=spec, eval_examples=values[2560:])
+print(result.digest())
+"""
+
+
+def test_a_multi_step_run_gives_the_same_digest_in_processes_with_1_2_and_8_devices(tmp_path):
+    script = tmp_path / "multi_step_run.py"
+    script.write_text(MULTI_STEP_RUN)
+    digests = set()
+    for devices, steps_per_dispatch in ((1, 4), (2, 6), (8, 4)):
+        done = run_python(script, [str(devices), str(steps_per_dispatch)], timeout=TIMEOUT_S)
+        assert done.returncode == 0, done.stderr[-3000:]
+        digests.add(done.stdout.strip().splitlines()[-1])
+    assert len(digests) == 1, digests
+
+
 def _signal_at(step: int, signum: int, run_dir: Path) -> int:
     """Start a run, send it ``signum`` once it reports ``step``; its exit status."""
     process = _start(2, run_dir, "--step-delay", "0.03")

@@ -9,6 +9,7 @@ from ._executors import Topology as Topology
 from ._labor_array import ChunkedBatch as ChunkedBatch
 from ._labor_array import LaborArray as LaborArray
 from ._labor_array import SchedulerSpec as SchedulerSpec
+from ._labor_array import in_program_value_and_grad as in_program_value_and_grad
 from ._plan import DEFAULT_CHUNK_SIZE as DEFAULT_CHUNK_SIZE
 from ._plan import Plan as Plan
 from ._plan import next_power_of_two as next_power_of_two

@@ -582,29 +582,11 @@ class LaborArray:
         _check_callable(loss, "loss")
 
         def value_and_grad(params: Any, batch: Any) -> tuple[jax.Array, Any]:
-            leaves, treedef = jax.tree_util.tree_flatten(params)
-            layout = tuple(
-                "diff" if _is_inexact_array(leaf) else "array" if _is_array(leaf) else leaf
-                for leaf in leaves
-            )
-            if "diff" not in layout:
-                raise ConfigError(
-                    "value_and_grad needs params with at least one floating-point array leaf"
-                )
-            try:
-                kernel = _loss_kernel(loss, treedef, layout)
-            except TypeError as error:  # a static leaf that cannot be hashed
-                raise ConfigError(
-                    f"params has a non-array leaf that is not hashable: {error}"
-                ) from error
-            diff = [leaf for leaf, kind in zip(leaves, layout, strict=True) if kind == "diff"]
-            arrays = [leaf for leaf, kind in zip(leaves, layout, strict=True) if kind == "array"]
+            kernel, treedef, layout, diff, arrays = _split_params(loss, params)
             value, grads = self._reduce(
                 kernel, self._as_batch(batch), (diff, arrays), kernels.divide_by_rows
             )
-            grads = iter(grads)
-            grad_leaves = [next(grads) if kind == "diff" else None for kind in layout]
-            return value, jax.tree_util.tree_unflatten(treedef, grad_leaves)
+            return value, _grad_tree(treedef, layout, grads)
 
         return value_and_grad
 
@@ -693,6 +675,71 @@ def _float_sum_kernel(batch: ChunkedBatch) -> Callable[..., Any]:
     if all(jnp.issubdtype(leaf.dtype, jnp.inexact) for leaf in leaves):
         return kernels.sum_kernel
     return kernels.inexact_sum_kernel
+
+
+def in_program_value_and_grad(loss: Callable[[Any, Any], jax.Array]) -> Callable[..., Any]:
+    """:meth:`LaborArray.value_and_grad` as a function to trace inside one's own program.
+
+    ``vag(params, chunks, n_rows) -> (mean loss, mean gradient)`` takes a batch cut by the
+    one-block plan (:func:`plan_chunks` with ``n_blocks=1``): ``chunks`` is a pytree of
+    ``[chunks_per_block, chunk_size, ...]`` arrays whose padded rows are zeros and ``n_rows``
+    an int32 scalar (it may be traced). It runs the same per-chunk kernel, one chunk per loop
+    iteration, and the same canonical tree as the primitive, on whatever single device the
+    caller's program runs on, so a caller can put many steps in one program (``lax.scan``).
+    Nothing in it depends on a device count. XLA compiles the kernel as part of the
+    caller's program, which was measured to change the last bits of a gradient against the
+    primitive's stand-alone chunk program: the two are each deterministic, not equal.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, numpy as np
+        >>> from liam_core.alda import in_program_value_and_grad
+        >>> def loss(w, example):
+        ...     x, y = example
+        ...     return (x @ w - y) ** 2
+        >>> chunks = (np.ones((1, 256, 2), np.float32), np.zeros((1, 256), np.float32))
+        >>> vag = jax.jit(in_program_value_and_grad(loss))
+        >>> value, grad = vag(jnp.ones(2), chunks, np.int32(10))
+        >>> float(value), grad.tolist()
+        (4.0, [4.0, 4.0])
+    """
+    _check_callable(loss, "loss")
+
+    def value_and_grad(params: Any, chunks: Any, n_rows: jax.Array) -> tuple[jax.Array, Any]:
+        kernel, treedef, layout, diff, arrays = _split_params(loss, params)
+        n_rows = jnp.asarray(n_rows, jnp.int32)
+        total = kernels.block_partial(
+            kernel, chunks, jnp.int32(0), n_rows, (diff, arrays), vectorize=False
+        )
+        value, grads = kernels.divide_by_rows(total, n_rows)
+        return value, _grad_tree(treedef, layout, grads)
+
+    return value_and_grad
+
+
+def _split_params(loss: Callable[..., Any], params: Any) -> tuple[Any, ...]:
+    """The loss kernel for ``params``' structure, and its differentiated and other arrays."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    layout = tuple(
+        "diff" if _is_inexact_array(leaf) else "array" if _is_array(leaf) else leaf
+        for leaf in leaves
+    )
+    if "diff" not in layout:
+        raise ConfigError("value_and_grad needs params with at least one floating-point array leaf")
+    try:
+        kernel = _loss_kernel(loss, treedef, layout)
+    except TypeError as error:  # a static leaf that cannot be hashed
+        raise ConfigError(f"params has a non-array leaf that is not hashable: {error}") from error
+    diff = [leaf for leaf, kind in zip(leaves, layout, strict=True) if kind == "diff"]
+    arrays = [leaf for leaf, kind in zip(leaves, layout, strict=True) if kind == "array"]
+    return kernel, treedef, layout, diff, arrays
+
+
+def _grad_tree(treedef: Any, layout: tuple[Any, ...], grads: Any) -> Any:
+    """The gradients as a tree like the params: ``None`` where a leaf is not differentiated."""
+    grads = iter(grads)
+    return jax.tree_util.tree_unflatten(
+        treedef, [next(grads) if kind == "diff" else None for kind in layout]
+    )
 
 
 @functools.lru_cache(maxsize=256)

@@ -102,7 +102,9 @@ def fit(
 
     Every step is a :class:`TrainStep`: the mean gradient of the per-example loss over a
     batch of ``spec.batch_size`` rows through ALDA, then the optax update, so the run gives
-    the same bytes on every topology. With ``checkpoint_dir`` the run continues from the
+    the same bytes on every topology. With ``spec.steps_per_dispatch`` above 1, up to that
+    many steps run in one program (:meth:`TrainStep.run`); a dispatch ends at every
+    evaluation, checkpoint and the last step, and a signal stops the run between dispatches. With ``checkpoint_dir`` the run continues from the
     newest usable checkpoint there (parameters, optimizer state, step, RNG, data position
     and early-stopping counters), so a run killed at any step and started again ends with
     the same bytes as one that never stopped, on the same or on another number of devices.
@@ -129,7 +131,8 @@ def fit(
         progress: show a progress bar on stderr.
         stop_at: stop (after saving a checkpoint) once this step is reached, as a preempted
             job would; the next call continues.
-        on_step: called with the state after every step.
+        on_step: called with the state after every dispatch: after every step when
+            ``spec.steps_per_dispatch`` is 1, else after each group of up to that many steps.
         checkpoint_metadata: JSON-ready facts written into every checkpoint.
         fingerprint: what the run's result depends on (:func:`fingerprint`), written into
             every checkpoint and compared with the checkpoint's when resuming (``None``:
@@ -264,51 +267,90 @@ def _loop(
         spec.steps, unit="step", label="training", initial=state.step, enabled=progress
     ) as bar:
         while not state.stopped and state.step < last:
-            if stop.requested:  # between steps: never inside a jitted program
+            if stop.requested:  # between dispatches: never inside a jitted program
                 raise interrupt(state)
-            batch = data.batch(state.position, rng=state.rng)
-            model, opt_state, loss = step_fn(model, opt_state, batch)
-            step = state.step + 1
-            record: dict[str, float] = {}
-            if step % spec.log_every == 0 or step == spec.steps:
-                record["loss"] = _finite(float(jax.device_get(loss)), "training loss", step)
-                bar.set_postfix(loss=f"{record['loss']:.4g}", refresh=False)
-            best = (state.best_eval, state.best_step, state.evals_since_best)
-            stopped = False
-            if eval_batches and step % spec.eval_every == 0:
-                eval_loss = _finite(step_fn.evaluate(model, eval_batches), "eval loss", step)
-                record["eval_loss"] = eval_loss
-                if eval_loss < best[0] - spec.min_delta:
-                    best = (eval_loss, step, 0)
-                else:
-                    best = (best[0], best[1], best[2] + 1)
-                stopped = spec.patience is not None and best[2] >= spec.patience
-            state = TrainState(
-                model=model,
-                opt_state=opt_state,
-                step=step,
-                position=state.position + 1,
-                rng=state.rng,
-                best_eval=best[0],
-                best_step=best[1],
-                evals_since_best=best[2],
-                stopped=stopped,
-            )
-            if record:
-                history.append({"step": step, **record})
-                for sink in sinks:
-                    sink.log_metrics(step, record)
-            due = spec.checkpoint_every and step % spec.checkpoint_every == 0
-            if checkpoints is not None and (due or stopped or step == last):
-                if step not in saved:
+            n_steps = _dispatch_length(state.step, last, spec, bool(eval_batches), checkpoints)
+            batches = [data.batch(state.position + i, rng=state.rng) for i in range(n_steps)]
+            if spec.steps_per_dispatch == 1:
+                model, opt_state, loss = step_fn(model, opt_state, batches[0])
+                losses: Any = [loss]
+            else:
+                model, opt_state, losses = step_fn.run(model, opt_state, batches)
+            host_losses = None
+            for offset in range(n_steps):
+                step = state.step + offset + 1
+                record: dict[str, float] = {}
+                if step % spec.log_every == 0 or step == spec.steps:
+                    if host_losses is None:  # one transfer for the whole dispatch
+                        host_losses = [float(value) for value in jax.device_get(losses)]
+                    record["loss"] = _finite(host_losses[offset], "training loss", step)
+                    bar.set_postfix(loss=f"{record['loss']:.4g}", refresh=False)
+                if offset == n_steps - 1:  # evaluations and checkpoints end a dispatch
+                    state = _after_dispatch(
+                        state, model, opt_state, n_steps, record, step_fn, spec, eval_batches
+                    )
+                if record:
+                    history.append({"step": step, **record})
+                    for sink in sinks:
+                        sink.log_metrics(step, record)
+                bar.update(1)
+            due = spec.checkpoint_every and state.step % spec.checkpoint_every == 0
+            if checkpoints is not None and (due or state.stopped or state.step == last):
+                if state.step not in saved:
                     checkpoints.save(state, metadata=metadata)
-                    saved.add(step)
-            bar.update(1)
+                    saved.add(state.step)
             if on_step is not None:
                 on_step(state)
     if stop.requested:
         raise interrupt(state)
     return state
+
+
+def _dispatch_length(
+    step: int, last: int, spec: TrainSpec, evaluates: bool, checkpoints: Checkpoints | None
+) -> int:
+    """Steps of the next dispatch: at most ``steps_per_dispatch``, ending on every step
+    whose state is needed (an evaluation, a checkpoint, the last step)."""
+    n_steps = min(spec.steps_per_dispatch, last - step)
+    for every, needed in ((spec.eval_every, evaluates), (spec.checkpoint_every, checkpoints)):
+        if needed and every:
+            n_steps = min(n_steps, every - step % every)
+    return n_steps
+
+
+def _after_dispatch(
+    state: TrainState,
+    model: Any,
+    opt_state: Any,
+    n_steps: int,
+    record: dict[str, float],
+    step_fn: TrainStep,
+    spec: TrainSpec,
+    eval_batches: list[tuple[Any, int]],
+) -> TrainState:
+    """The state after a dispatch of ``n_steps`` steps, evaluated (into ``record``) if due."""
+    step = state.step + n_steps
+    best = (state.best_eval, state.best_step, state.evals_since_best)
+    stopped = False
+    if eval_batches and step % spec.eval_every == 0:
+        eval_loss = _finite(step_fn.evaluate(model, eval_batches), "eval loss", step)
+        record["eval_loss"] = eval_loss
+        if eval_loss < best[0] - spec.min_delta:
+            best = (eval_loss, step, 0)
+        else:
+            best = (best[0], best[1], best[2] + 1)
+        stopped = spec.patience is not None and best[2] >= spec.patience
+    return TrainState(
+        model=model,
+        opt_state=opt_state,
+        step=step,
+        position=state.position + n_steps,
+        rng=state.rng,
+        best_eval=best[0],
+        best_step=best[1],
+        evals_since_best=best[2],
+        stopped=stopped,
+    )
 
 
 def _start_fresh(

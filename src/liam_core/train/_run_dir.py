@@ -54,6 +54,10 @@ RESUMABLE = (
 """Config keys (and groups) a run may change and still resume: they say how far, where, or
 how visibly to run, not what is computed (resuming on another device count is exact)."""
 
+UNRECORDED_DEFAULTS = {"train.steps_per_dispatch": 1}
+"""Settings added after checkpoints were first written, left out of a :func:`fingerprint` at
+the value that reproduces a run from before they existed, so those checkpoints still resume."""
+
 _SHORT = 40
 
 _HANDED_OVER: dict[Path, int] = {}
@@ -195,6 +199,11 @@ def _resumable(key: str) -> bool:
     return any(key == name or key.startswith(f"{name}.") for name in RESUMABLE)
 
 
+def _recorded(key: str, value: Any) -> bool:
+    unrecorded = key in UNRECORDED_DEFAULTS and value == UNRECORDED_DEFAULTS[key]
+    return not (_resumable(key) or unrecorded)
+
+
 def _text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -218,7 +227,7 @@ def fingerprint(config: Mapping[str, Any], *, data: Any, model: Any) -> dict[str
         >>> sorted(key for key in found if not key.startswith("code."))
         ['data.sha256', 'optim.learning_rate', 'train.seed']
     """
-    found = {key: _text(value) for key, value in _leaves(config) if not _resumable(key)}
+    found = {key: _text(value) for key, value in _leaves(config) if _recorded(key, value)}
     found["data.sha256"] = _text(digest(data))
     try:
         version = importlib.metadata.version("liam-core")

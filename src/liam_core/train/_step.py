@@ -4,11 +4,19 @@ The gradient is :meth:`LaborArray.value_and_grad` of a per-example loss: the sam
 1, 2 or 8 devices, pmap or shard_map. It lands on the home device, where one jitted program
 applies the optax update; that program does not depend on the topology either, so the whole
 step, and with it a whole run, gives the same bytes on every topology.
+
+:meth:`TrainStep.run` takes several steps in one dispatch: one single-device program on the
+home device scans the steps, each the ALDA gradient
+(:func:`~liam_core.alda.in_program_value_and_grad`: the same chunks, kernel and canonical
+tree) then the update. It does not depend on the topology or on how many steps a dispatch
+holds, but XLA compiles the chunk kernel inside it differently from the stand-alone chunk
+program of the one-step path, so its bits are its own (see :meth:`TrainStep.run`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import dataclasses
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -17,8 +25,8 @@ import numpy as np
 import optax
 
 from .._checks import quote
-from .._errors import ConfigError, InvalidTypeError
-from ..alda import ChunkedBatch, LaborArray
+from .._errors import ConfigError, InvalidTypeError, ShapeError
+from ..alda import ChunkedBatch, LaborArray, in_program_value_and_grad, plan_chunks
 from ..models import trainable_filter
 
 
@@ -32,11 +40,7 @@ def check_optimizer(optimizer: object) -> optax.GradientTransformation:
     return optimizer
 
 
-def _make_update(optimizer: optax.GradientTransformation) -> Callable[..., Any]:
-    # Every leaf of a model, its optimizer state and its gradients is an array (settings are
-    # static fields of the modules, part of the tree structure), so plain `jax.jit` applies;
-    # its dispatch costs a fraction of `eqx.filter_jit`'s, which shows on small models.
-    @jax.jit
+def _update_fn(optimizer: optax.GradientTransformation) -> Callable[..., Any]:
     def update(model: Any, opt_state: Any, grads: Any) -> tuple[Any, Any]:
         spec = trainable_filter(model)
         params, grads = eqx.filter(model, spec), eqx.filter(grads, spec)
@@ -47,6 +51,58 @@ def _make_update(optimizer: optax.GradientTransformation) -> Callable[..., Any]:
         return eqx.apply_updates(model, updates), opt_state
 
     return update
+
+
+def _make_update(optimizer: optax.GradientTransformation) -> Callable[..., Any]:
+    # Every leaf of a model, its optimizer state and its gradients is an array (settings are
+    # static fields of the modules, part of the tree structure), so plain `jax.jit` applies;
+    # its dispatch costs a fraction of `eqx.filter_jit`'s, which shows on small models.
+    return jax.jit(_update_fn(optimizer))
+
+
+def _make_run(
+    optimizer: optax.GradientTransformation, loss: Callable[[Any, Any], jax.Array]
+) -> Callable[..., Any]:
+    """The multi-step program: ``lax.scan`` of (in-program ALDA gradient, update) on one device."""
+    vag, update = in_program_value_and_grad(loss), _update_fn(optimizer)
+
+    @jax.jit
+    def run(model: Any, opt_state: Any, data: Any, n_rows: jax.Array) -> tuple[Any, Any, Any]:
+        def one_step(carry: tuple[Any, Any], chunks: Any) -> tuple[tuple[Any, Any], jax.Array]:
+            # Barriers keep XLA from fusing one step with the next or with what surrounds
+            # the loop, so every step is the same compiled body whatever the scan's length.
+            model, opt_state, chunks = jax.lax.optimization_barrier((*carry, chunks))
+            value, grads = vag(model, chunks, n_rows)
+            carry = jax.lax.optimization_barrier(update(model, opt_state, grads))
+            return carry, value
+
+        (model, opt_state), losses = jax.lax.scan(one_step, (model, opt_state), data)
+        return model, opt_state, losses
+
+    return run
+
+
+@dataclasses.dataclass(frozen=True)
+class StackedBatches:
+    """``k`` batches of equal size for :meth:`TrainStep.run`, cut and placed in one transfer.
+
+    Build it with :meth:`TrainStep.put_many`.
+
+    Attributes:
+        data: pytree of ``[k, chunks, chunk_size, ...]`` arrays on the home device (the
+            one-block plan of :func:`~liam_core.alda.plan_chunks`; padded rows are zeros).
+        n_rows: rows per batch.
+        topology: the identity of the topology and chunk size it was placed for.
+    """
+
+    data: Any
+    n_rows: int
+    topology: Hashable
+
+    @property
+    def n_steps(self) -> int:
+        """The number of batches, hence of steps :meth:`TrainStep.run` takes on them."""
+        return int(jax.tree_util.tree_leaves(self.data)[0].shape[0])
 
 
 class TrainStep:
@@ -100,6 +156,7 @@ class TrainStep:
         self.loss = loss
         self._vag = labor.value_and_grad(loss)
         self._update = _make_update(self.optimizer)
+        self._run = _make_run(self.optimizer, loss)
         self._last: tuple[Any, Any] | None = None
 
     def init(self, model: eqx.Module) -> Any:
@@ -134,6 +191,116 @@ class TrainStep:
         model, opt_state = self._update(model, opt_state, grads)
         self._last = (model, opt_state)
         return model, opt_state, loss
+
+    def put_many(self, batches: Sequence[Any]) -> StackedBatches:
+        """Cut ``k`` batches of equal size and place them on the home device, for :meth:`run`.
+
+        Each batch is an array or a pytree of arrays sharing a leading row axis, all batches
+        with the same structure, shapes and dtypes. They are padded on the host and moved
+        with one transfer per leaf.
+        """
+        if isinstance(batches, StackedBatches):
+            return self._check_stacked(batches)
+        if isinstance(batches, ChunkedBatch) or not isinstance(batches, Sequence) or not batches:
+            raise InvalidTypeError(
+                "TrainStep.put_many: `batches` must be a non-empty sequence of batches (arrays "
+                f"or pytrees of arrays), got {type(batches).__name__}"
+            )
+        flat = [jax.tree_util.tree_flatten(batch) for batch in batches]
+        treedef = flat[0][1]
+        host = [[np.asarray(leaf) for leaf in leaves] for leaves, _ in flat]
+        signature = [(leaf.shape, leaf.dtype) for leaf in host[0]]
+        for index, ((_, other), leaves) in enumerate(zip(flat, host, strict=True)):
+            if other != treedef or [(leaf.shape, leaf.dtype) for leaf in leaves] != signature:
+                raise ShapeError(
+                    f"TrainStep.put_many: every batch needs the structure, shapes and dtypes "
+                    f"of the first ({signature}); batch {index} has "
+                    f"{[(leaf.shape, leaf.dtype) for leaf in leaves]}"
+                )
+        if not signature or any(len(shape) == 0 for shape, _ in signature):
+            raise ShapeError("TrainStep.put_many: every array of a batch needs a leading row axis")
+        lengths = {shape[0] for shape, _ in signature}
+        if len(lengths) != 1 or 0 in lengths:
+            raise ShapeError(
+                "TrainStep.put_many: the arrays of a batch need the same number of rows, at "
+                f"least 1; got shapes {[shape for shape, _ in signature]}"
+            )
+        n_rows = lengths.pop()
+        plan = plan_chunks(n_rows, chunk_size=self.labor.chunk_size, n_blocks=1)
+        home = self.labor.topology.home
+        stacked = []
+        for position, (shape, dtype) in enumerate(signature):
+            out = np.zeros((len(batches), plan.padded_rows, *shape[1:]), dtype)
+            for step, leaves in enumerate(host):
+                out[step, :n_rows] = leaves[position]
+            chunks = out.reshape(len(batches), plan.n_slots, plan.chunk_size, *shape[1:])
+            stacked.append(jax.device_put(chunks, home))
+        return StackedBatches(
+            data=jax.tree_util.tree_unflatten(treedef, stacked),
+            n_rows=n_rows,
+            topology=self._stack_key,
+        )
+
+    @property
+    def _stack_key(self) -> Hashable:
+        return (self.labor.topology.home.id, self.labor.chunk_size)
+
+    def _check_stacked(self, batches: StackedBatches) -> StackedBatches:
+        if batches.topology != self._stack_key:
+            raise ConfigError(
+                "these StackedBatches were placed for another home device or chunk_size; "
+                "place them with this TrainStep's put_many()"
+            )
+        return batches
+
+    def run(
+        self, model: eqx.Module, opt_state: Any, batches: Sequence[Any] | StackedBatches
+    ) -> tuple[eqx.Module, Any, jax.Array]:
+        """``k`` steps, one per batch, in one dispatch: ``(model, opt_state, losses[k])``.
+
+        One program on the home device scans the steps; each is the ALDA mean gradient of
+        the per-example loss (the same chunks, kernel and canonical tree as the one-step
+        path) then the optax update. It compiles once per ``k`` and batch shape.
+
+        Determinism: the result is the same bytes on every topology (the program runs on one
+        device whatever the LaborArray spreads its other work over) and whatever the
+        split into dispatches: ``run`` on ``k`` batches equals ``k`` calls of ``run`` on one
+        batch each. It is not the same bytes as ``k`` calls of :meth:`__call__`: XLA was
+        measured to compile the chunk kernel inside this program differently from the
+        stand-alone chunk program of the one-step path (the last bits of a gradient move),
+        so a run keeps to one of the two paths (``train.steps_per_dispatch`` 1, or more).
+
+        Args:
+            model: the model (on the home device, or placed there).
+            opt_state: its optimizer state.
+            batches: a sequence of ``k`` batches of equal size, or :meth:`put_many`'s result.
+
+        Example:
+            >>> import jax, numpy as np, optax
+            >>> from liam_core import digest
+            >>> from liam_core.alda import LaborArray
+            >>> from liam_core.models import Autoencoder, reconstruction_example_loss
+            >>> x = np.random.default_rng(0).standard_normal((4, 600, 4)).astype(np.float32)
+            >>> def train(n_devices, k):
+            ...     step = TrainStep(LaborArray(n_devices), optax.adam(1e-2),
+            ...                      loss=reconstruction_example_loss)
+            ...     model = Autoencoder(4, width=8, key=jax.random.key(0))
+            ...     opt_state, losses = step.init(model), []
+            ...     for start in range(0, 4, k):
+            ...         model, opt_state, loss = step.run(model, opt_state, list(x[start:start + k]))
+            ...         losses.extend(loss.tolist())
+            ...     return digest((model, opt_state, np.array(losses, np.float32)))
+            >>> train(1, 4) == train(2, 1) == train(8, 2)
+            True
+        """
+        if self._last is None or model is not self._last[0] or opt_state is not self._last[1]:
+            model, opt_state = self.place((model, opt_state))  # not this step's own output
+        stacked = self.put_many(batches)
+        model, opt_state, losses = self._run(
+            model, opt_state, stacked.data, np.int32(stacked.n_rows)
+        )
+        self._last = (model, opt_state)
+        return model, opt_state, losses
 
     def evaluate(self, model: eqx.Module, batches: Iterable[tuple[Any, int]]) -> float:
         """The mean per-example loss over ``(batch, n_rows)`` pairs, in their order.
