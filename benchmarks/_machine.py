@@ -8,6 +8,8 @@ fraction of come from the same run:
   XLA does on matmul-shaped work);
 - ``memory_bandwidth``: bytes/s of a numpy copy (read + write) of an array far larger
   than the caches (the ceiling of streaming work);
+- ``device_memory_bandwidth``: the same for a jitted copy on JAX's default device (a GPU's
+  HBM bandwidth there; XLA's own copy on CPU);
 - ``fft_seconds``: the bare XLA real FFT of the same columns a spectrum transforms (the
   floor of a spectrum stage).
 """
@@ -98,3 +100,53 @@ def fft_seconds(rows: int, columns: int, repeats: int = 7) -> float:
     x = jnp.ones((columns, rows), jnp.float32)
     rfft = jax.jit(lambda x: jnp.fft.rfft(x, axis=-1))
     return median_seconds(lambda: rfft(x), repeats)
+
+
+def device_memory_bandwidth(
+    nbytes: int = 1 << 30, repeats: int = 7, inner: int = 4
+) -> dict[str, Any]:
+    """Bytes/s of a jitted device-to-device copy on the default device (read + write counted).
+
+    The copy is ``jax.jit(jnp.negative, donate_argnums=0)`` over a float32 array of about
+    ``nbytes`` bytes (``nbytes // 4`` elements) placed on ``jax.devices()[0]``: the cheapest
+    elementwise kernel that has to read every byte and write every byte (XLA and JAX may
+    elide a plain ``jnp.copy``, ``x * 1`` or an identity, so a copy that flips the sign bit
+    stands in for it). The input is donated, so the output reuses its buffer: no call pays
+    for fresh pages (on CPU, the first touch of a fresh large output cuts the rate several
+    times) and the memory in use stays at ``nbytes``. Each sample is ``inner`` chained calls
+    blocked once at the end, so the dispatch of one call overlaps the copy before it; the
+    figure is ``2 * bytes * inner`` over the median of ``repeats`` samples, after one
+    warm-up sample (which also compiles).
+
+    On a GPU this is the HBM bandwidth a streaming kernel reaches (the ceiling of
+    memory-bound stages; keep ``nbytes`` many times the L2 cache, 60 MB on an H100/H200).
+    On CPU it is the same copy done by XLA, to set beside :func:`memory_bandwidth` (numpy's).
+
+    Returns:
+        ``bytes`` (one array), ``seconds`` (the median time of one copy),
+        ``bytes_per_second``, ``device`` and ``platform``.
+
+    Example:
+        >>> figure = device_memory_bandwidth(nbytes=1 << 20, repeats=3)
+        >>> figure["bytes"], figure["bytes_per_second"] > 0
+        (1048576, True)
+    """
+    device = jax.devices()[0]
+    elements = max(1, int(nbytes) // 4)
+    negate = jax.jit(jnp.negative, donate_argnums=0)
+    state = [jax.device_put(np.ones(elements, np.float32), device)]
+
+    def chained() -> jax.Array:
+        for _ in range(inner):
+            state[0] = negate(state[0])
+        return state[0]
+
+    seconds = median_seconds(chained, repeats) / inner
+    size = 4 * elements
+    return {
+        "bytes": size,
+        "seconds": seconds,
+        "bytes_per_second": 2.0 * size / seconds,
+        "device": str(device),
+        "platform": device.platform,
+    }
