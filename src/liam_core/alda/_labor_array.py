@@ -658,7 +658,10 @@ class LaborArray:
                 partials = self._executor.run_chunks(key, body, batch.shards, batch.geometry, args)
                 gathered = self._executor.gather(partials)
                 result = self._executor.finish(
-                    ("tree", finish), tree_then(finish), gathered, np.int32(batch.n_rows)
+                    ("tree", finish),
+                    tree_then(finish),
+                    gathered,
+                    batch.geometry[self._topology.home],
                 )
             self._bound_in_flight(result)
         return result
