@@ -46,8 +46,8 @@ class TrainSpec:
             amortizes the fixed cost of a step on small models; a dispatch also ends at every
             evaluation, checkpoint and the last step. Both give the same bytes on every
             topology, and every value above 1 gives the same bytes as every other, but they
-            are not the bytes of ``1`` (XLA compiles the chunk kernel differently inside the
-            multi-step program).
+            are not the bytes of ``1`` (the multi-step program computes the chunks batched,
+            compiled with the scan around them).
 
     Example:
         >>> from liam_core.train import TrainSpec

@@ -8,9 +8,10 @@ step, and with it a whole run, gives the same bytes on every topology.
 :meth:`TrainStep.run` takes several steps in one dispatch: one single-device program on the
 home device scans the steps, each the ALDA gradient
 (:func:`~liam_core.alda.in_program_value_and_grad`: the same chunks, kernel and canonical
-tree) then the update. It does not depend on the topology or on how many steps a dispatch
-holds, but XLA compiles the chunk kernel inside it differently from the stand-alone chunk
-program of the one-step path, so its bits are its own (see :meth:`TrainStep.run`).
+tree, the chunks computed at once) then the update. It does not depend on the topology or on
+how many steps a dispatch holds, but its chunk kernel is compiled batched and inside the
+scan where the one-step path runs a stand-alone chunk program, so its bits are its own (see
+:meth:`TrainStep.run`).
 """
 
 from __future__ import annotations
@@ -265,10 +266,9 @@ class TrainStep:
         Determinism: the result is the same bytes on every topology (the program runs on one
         device whatever the LaborArray spreads its other work over) and whatever the
         split into dispatches: ``run`` on ``k`` batches equals ``k`` calls of ``run`` on one
-        batch each. It is not the same bytes as ``k`` calls of :meth:`__call__`: XLA was
-        measured to compile the chunk kernel inside this program differently from the
-        stand-alone chunk program of the one-step path (the last bits of a gradient move),
-        so a run keeps to one of the two paths (``train.steps_per_dispatch`` 1, or more).
+        batch each. It is not the same bytes as ``k`` calls of :meth:`__call__`: the chunk
+        kernel is compiled batched inside this program, not as the stand-alone chunk program
+        of the one-step path (the last bits of a gradient move), so a run keeps to one of the two paths (``train.steps_per_dispatch`` 1, or more).
 
         Args:
             model: the model (on the home device, or placed there).
