@@ -139,8 +139,12 @@ def training_summary(report: dict) -> str:
     lines = [
         f"trained {report['model']['name']} ({report['task']}) on {report['source']}: "
         f"{training['steps']} steps of {training['batch_size']} rows on {mesh['name']} "
-        f"({mesh['devices']} devices, {mesh['executor']}), {training['steps_this_run']} this "
-        f"run in {training['seconds']:.1f} s"
+        + (
+            f"({mesh['devices']} devices, {mesh['executor']})"
+            if training["steps_per_dispatch"] == 1
+            else f"(its home device, {training['steps_per_dispatch']} steps per dispatch)"
+        )
+        + f", {training['steps_this_run']} this run in {training['seconds']:.1f} s"
         + (f", resumed from step {training['resumed_from']}" if training["resumed_from"] else "")
         + (", stopped early" if training["stopped_early"] else ""),
         "summary: "

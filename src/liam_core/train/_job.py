@@ -337,6 +337,7 @@ def _report(
         "steps_this_run": result.steps_this_call,
         "seconds": result.seconds,
         "batch_size": settings.train.batch_size,
+        "steps_per_dispatch": settings.train.steps_per_dispatch,
         "train_rows": split.n_train,
         "eval_rows": split.n_eval,
     }
