@@ -13,8 +13,10 @@ agreed). So:
 1. **chunks** — every device runs the same *single-device* program on its own block of chunks
    (compiled once per device, by the same pipeline on every topology, and the same pipeline
    as a plain ``jax.jit`` of the kernel on one chunk);
-2. **gather** — the executor (``pmap``, or ``shard_map`` over an N-D mesh) all-gathers one
-   partial per device block: pure data movement, exact on any pipeline;
+2. **gather** — one partial per device block goes to the home device: copied there directly
+   when this process drives every block, all-gathered by the executor (``pmap``, or
+   ``shard_map`` over an N-D mesh) across processes; pure data movement either way, exact on
+   any pipeline;
 3. **finish** — one single-device program on the *home device* (this process's first device
    of the mesh) adds the block partials with the canonical tree and finishes (for example
    divides by the row count). Results live on the home device, so whatever the caller does
@@ -221,7 +223,7 @@ class StageRunner:
             )
         return jax.tree_util.tree_unflatten(treedef, arrays)
 
-    # -- stage 2: gather one partial per block, with pmap or shard_map --------------------
+    # -- stage 2: one partial per block on the home device ---------------------------------
 
     def gather(self, outputs: dict[jax.Device, Any]) -> Any:
         """One ``[1, ...]`` partial per block, in block order, on the home device.

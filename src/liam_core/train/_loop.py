@@ -104,9 +104,10 @@ def fit(
     batch of ``spec.batch_size`` rows through ALDA, then the optax update, so the run gives
     the same bytes on every topology. With ``spec.steps_per_dispatch`` above 1, up to that
     many steps run in one program (:meth:`TrainStep.run`); a dispatch ends at every
-    evaluation, checkpoint and the last step, and a signal stops the run between dispatches. With ``checkpoint_dir`` the run continues from the
-    newest usable checkpoint there (parameters, optimizer state, step, RNG, data position
-    and early-stopping counters), so a run killed at any step and started again ends with
+    evaluation, checkpoint and the last step, and a signal stops the run between
+    dispatches. With ``checkpoint_dir`` the run continues from the newest usable checkpoint
+    there (parameters, optimizer state, step, RNG, data position and early-stopping
+    counters), so a run killed at any step and started again ends with
     the same bytes as one that never stopped, on the same or on another number of devices.
 
     ``spec.resume`` decides what happens to checkpoints already in ``checkpoint_dir``:

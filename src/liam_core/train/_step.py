@@ -268,7 +268,8 @@ class TrainStep:
         split into dispatches: ``run`` on ``k`` batches equals ``k`` calls of ``run`` on one
         batch each. It is not the same bytes as ``k`` calls of :meth:`__call__`: the chunk
         kernel is compiled batched inside this program, not as the stand-alone chunk program
-        of the one-step path (the last bits of a gradient move), so a run keeps to one of the two paths (``train.steps_per_dispatch`` 1, or more).
+        of the one-step path (the last bits of a gradient move), so a run keeps to one of
+        the two paths (``train.steps_per_dispatch`` 1, or more).
 
         Args:
             model: the model (on the home device, or placed there).
