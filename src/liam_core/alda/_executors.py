@@ -153,6 +153,7 @@ class StageRunner:
         self.topology = topology
         self.kind = kind
         self.compile_count = 0
+        self._block_devices = _block_devices(topology)
         self._jitted: dict[Hashable, Callable[..., Any]] = {}
 
     # -- stage 1: the same single-device program on every device -------------------------
@@ -235,22 +236,13 @@ class StageRunner:
         ``[n_blocks, ...]`` arrays. Either way the values, and their order, are the same;
         :func:`tree_then` takes both.
         """
-        block_devices = self._block_devices()
-        if block_devices is not None:
-            return jax.device_put([outputs[device] for device in block_devices], self.topology.home)
+        if self._block_devices is not None:
+            parts = [outputs[device] for device in self._block_devices]
+            return jax.device_put(parts, self.topology.home)
         gathered = self._collective("gather", _all_gather_body(self.topology.axis))(
             self.assemble(outputs)
         )
         return self.on_home(gathered)
-
-    def _block_devices(self) -> list[jax.Device] | None:
-        """Each block's first local device, in block order; ``None`` unless all are local."""
-        first: dict[int, jax.Device] = {}
-        for device, block in self.topology.local:
-            first.setdefault(block, device)
-        if len(first) != self.topology.n_blocks:
-            return None
-        return [first[block] for block in range(self.topology.n_blocks)]
 
     def on_home(self, tree: Any) -> Any:
         """The home device's copy of a replicated pytree of global arrays."""
@@ -348,6 +340,16 @@ def _all_gather_body(axis: str | tuple[str, ...]) -> Callable[[Any], Any]:
         return jax.lax.all_gather(partials, axis, to="invarying")
 
     return gather
+
+
+def _block_devices(topology: Topology) -> tuple[jax.Device, ...] | None:
+    """Each block's first local device, in block order; ``None`` unless all are local."""
+    first: dict[int, jax.Device] = {}
+    for device, block in topology.local:
+        first.setdefault(block, device)
+    if len(first) != topology.n_blocks:
+        return None
+    return tuple(first[block] for block in range(topology.n_blocks))
 
 
 def _committed_to(leaf: Any, device: jax.Device) -> bool:

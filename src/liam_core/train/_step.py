@@ -70,8 +70,9 @@ def _make_run(
     @jax.jit
     def run(model: Any, opt_state: Any, data: Any, n_rows: jax.Array) -> tuple[Any, Any, Any]:
         def one_step(carry: tuple[Any, Any], chunks: Any) -> tuple[tuple[Any, Any], jax.Array]:
-            # Barriers keep XLA from fusing one step with the next or with what surrounds
-            # the loop, so every step is the same compiled body whatever the scan's length.
+            # The scan's body is one computation, so every step compiles the same whatever
+            # the scan's length. The barriers only mark each step's edges: XLA CPU removes
+            # them before fusion (checked in its optimized HLO), so they decide nothing there.
             model, opt_state, chunks = jax.lax.optimization_barrier((*carry, chunks))
             value, grads = vag(model, chunks, n_rows)
             carry = jax.lax.optimization_barrier(update(model, opt_state, grads))
@@ -93,12 +94,12 @@ class StackedBatches:
         data: pytree of ``[k, chunks, chunk_size, ...]`` arrays on the home device (the
             one-block plan of :func:`~liam_core.alda.plan_chunks`; padded rows are zeros).
         n_rows: rows per batch.
-        topology: the identity of the topology and chunk size it was placed for.
+        placement: the home device's id and the chunk size they were cut and placed for.
     """
 
     data: Any
     n_rows: int
-    topology: Hashable
+    placement: Hashable
 
     @property
     def n_steps(self) -> int:
@@ -239,15 +240,15 @@ class TrainStep:
         return StackedBatches(
             data=jax.tree_util.tree_unflatten(treedef, stacked),
             n_rows=n_rows,
-            topology=self._stack_key,
+            placement=self._placement,
         )
 
     @property
-    def _stack_key(self) -> Hashable:
+    def _placement(self) -> Hashable:
         return (self.labor.topology.home.id, self.labor.chunk_size)
 
     def _check_stacked(self, batches: StackedBatches) -> StackedBatches:
-        if batches.topology != self._stack_key:
+        if batches.placement != self._placement:
             raise ConfigError(
                 "these StackedBatches were placed for another home device or chunk_size; "
                 "place them with this TrainStep's put_many()"
