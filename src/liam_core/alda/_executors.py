@@ -11,8 +11,9 @@ canonical forms, so the same per-chunk kernel can get other dot algorithms and o
 agreed). So:
 
 1. **chunks** — every device runs the same *single-device* program on its own block of chunks
-   (compiled once per device, by the same pipeline on every topology, and the same pipeline
-   as a plain ``jax.jit`` of the kernel on one chunk);
+   (compiled by the same pipeline on every topology, and the same pipeline as a plain
+   ``jax.jit`` of the kernel on one chunk; on CPU it is compiled once and the same machine
+   code is loaded onto every other device, see :func:`_load_on`);
 2. **gather** — one partial per device block goes to the home device: copied there directly
    when this process drives every block, all-gathered by the executor (``pmap``, or
    ``shard_map`` over an N-D mesh) across processes; pure data movement either way, exact on
@@ -130,6 +131,9 @@ class _ProgramCache:
 
 
 _CHUNK_PROGRAMS = _ProgramCache(capacity=1024)
+# The first compile of each chunk program in the process, serialized (CPU only): other devices
+# load these bytes instead of compiling the same program again.
+_COMPILED_CODE = _ProgramCache(capacity=256)
 
 
 def _signature(tree: Any) -> Hashable:
@@ -182,14 +186,28 @@ class StageRunner:
             )
             program = _CHUNK_PROGRAMS.get((signature, device.id))
             if program is None:
-                # The same program is compiled once per device: XLA binds an executable to
-                # its device. It does not depend on the topology (the block index and row
-                # count are inputs), so every LaborArray of the process shares it.
-                program = jax.jit(_squeeze_block(body)).lower(*inputs).compile()
+                # XLA binds an executable to its device, so each device needs its own. The
+                # program does not depend on the topology (the block index and row count are
+                # inputs), so every LaborArray of the process shares it.
+                program = self._chunk_program(signature, body, inputs, device)
                 _CHUNK_PROGRAMS.put((signature, device.id), program)
-                self.compile_count += 1
             outputs[device] = program(*inputs)
         return outputs
+
+    def _chunk_program(
+        self, signature: Hashable, body: Callable[..., Any], inputs: tuple, device: jax.Device
+    ) -> jax.stages.Compiled:
+        """The chunk program on ``device``: loaded from another device's compile, else compiled."""
+        code = _COMPILED_CODE.get(signature)
+        if code is not None:
+            program = _load_on(code, device)
+            if program is not None:
+                return program
+        program = jax.jit(_squeeze_block(body)).lower(*inputs).compile()
+        self.compile_count += 1
+        if code is None and device.platform == "cpu":
+            _COMPILED_CODE.put(signature, _CompiledCode.of(program))
+        return program
 
     def local_inputs(
         self, data: Any, n_rows: int
@@ -325,6 +343,66 @@ class StageRunner:
         if self.kind == "shard_map":
             args = jax.device_put(args, NamedSharding(topology.mesh, P()))
         return self.on_home(program(data, np.int32(n_rows), args))
+
+
+@dataclasses.dataclass(frozen=True)
+class _CompiledCode:
+    """A compiled single-device program and its serialized executable (``None``: cannot be)."""
+
+    compiled: jax.stages.Compiled
+    serialized: bytes | None
+
+    @classmethod
+    def of(cls, compiled: jax.stages.Compiled) -> _CompiledCode:
+        try:
+            unloaded = compiled._executable._unloaded_executable
+            return cls(compiled, unloaded.backend.serialize_executable(unloaded.xla_executable))
+        except Exception:  # an executable XLA cannot serialize, or another JAX: compile instead
+            return cls(compiled, None)
+
+
+def _load_on(code: _CompiledCode, device: jax.Device) -> jax.stages.Compiled | None:
+    """``code``'s executable loaded onto ``device`` (the same machine code), or ``None``.
+
+    Compiling a chunk program takes 0.1-0.5 s on CPU and 8 simulated devices compiled the same
+    program 8 times; loading the serialized executable takes milliseconds. The bits are those
+    of the compiled program by construction. This uses JAX internals (the executable behind a
+    ``Compiled``), so anything unexpected returns ``None`` and the caller compiles. CPU only:
+    it is what was measured (``tests/test_alda.py``); on a GPU each device still compiles.
+    """
+    if code.serialized is None or device.platform != "cpu":
+        return None
+    try:
+        from jax._src.interpreters.pxla import UnloadedMeshExecutable
+        from jax._src.lib import xla_client
+
+        params = code.compiled._params
+        unloaded = code.compiled._executable._unloaded_executable
+        if not isinstance(unloaded, UnloadedMeshExecutable) or params.const_args:
+            return None  # constants hoisted into arguments live on the first device
+        options = xla_client.CompileOptions()
+        options.device_assignment = xla_client.DeviceAssignment.create(np.array([[device.id]]))
+        devices = xla_client.DeviceList((device,))
+        executable = unloaded.backend.deserialize_executable(code.serialized, devices, options)
+        sharding = jax.sharding.SingleDeviceSharding(device)
+        moved = dataclasses.replace(
+            unloaded,
+            xla_executable=executable,
+            device_list=devices,
+            input_shardings=[sharding for _ in unloaded.input_shardings],
+            output_shardings=[sharding for _ in unloaded.output_shardings],
+        )
+        return jax.stages.Compiled(
+            moved.load(),
+            [],
+            code.compiled.args_info,
+            code.compiled.out_tree,
+            no_kwargs=code.compiled._no_kwargs,
+            in_types=params.in_types,
+            out_types=params.out_types,
+        )
+    except Exception:
+        return None
 
 
 def _squeeze_block(body: Callable[..., Any]) -> Callable[..., Any]:

@@ -226,7 +226,8 @@ class LaborArray:
     def compile_count(self) -> int:
         """How many XLA executables this instance has compiled so far.
 
-        The chunk program is compiled once per device, kernel and shape bucket; the gather and
+        The chunk program is compiled once per kernel and shape bucket (on CPU the other devices
+        load the same executable; on other platforms each device compiles it); the gather and
         finish programs once per kernel and bucket. A stream of batches of varying size stops
         adding to this count once its buckets are warm.
         """
