@@ -415,3 +415,42 @@ def test_the_docstring_examples_run_and_print_what_they_say(module):
     )
     assert attempted > 0
     assert failures == 0
+
+
+PERSISTENT_CACHE_RUN = """
+import os, sys
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+import jax, numpy as np
+jax.config.update("jax_compilation_cache_dir", sys.argv[1])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+from liam_core import digest
+from liam_core._detect import fleet_centerer
+from liam_core.alda import LaborArray
+
+rng = np.random.default_rng(0)
+values, valid = rng.normal(size=(4000, 8, 3)).astype(np.float32), rng.random((4000, 8)) > 0.2
+labor = LaborArray(8)
+center = labor.map(fleet_centerer(np.zeros((8, 3), np.float32), np.ones((8, 3), np.float32)),
+                   (values, valid))
+print(digest(center), labor.compile_count)
+"""
+
+
+@pytest.mark.slow
+def test_with_jax_persistent_cache_a_second_process_loads_and_runs_the_same_programs(tmp_path):
+    # A program JAX loaded from its persistent cache is not reserialized (it would miss its
+    # kernels when loaded onto another device: measured with this very program).
+    from _helpers import run_python
+
+    runs = [
+        run_python("-c", [PERSISTENT_CACHE_RUN, str(tmp_path / "cache")], cwd=tmp_path)
+        for _ in range(2)
+    ]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-3000:]
+    (first, cold), (second, warm) = (run.stdout.split() for run in runs)
+    assert first == second
+    assert int(cold) == 1  # compiled once, loaded onto the 7 other devices
+    # The first device's program comes from JAX's cache, so it is not reserialized: the second
+    # device compiles (the cache never saw its program) and the 6 others load that compile.
+    assert int(warm) == 2

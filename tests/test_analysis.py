@@ -339,3 +339,45 @@ def test_the_report_digest_is_the_same_on_one_and_eight_devices():
     eight = _synthetic_report(telemetry, LaborArray(8))
     assert one["digests"] == eight["digests"] and one["digest"] == eight["digest"]
     assert one["anomalies"]["top"] == eight["anomalies"]["top"]
+
+
+# --------------------------------------------------------------------------- the fleet median
+
+
+@pytest.mark.parametrize("n_entities", [1, 2, 3, 5, 8, 13, 16, 31, 32])
+def test_the_fleet_median_is_nanmedian_bit_for_bit_with_gaps_ties_and_empty_steps(n_entities):
+    import jax
+    import jax.numpy as jnp
+
+    from liam_core._detect import masked_median
+
+    rng = np.random.default_rng(n_entities)
+    z = np.round(rng.normal(size=(700, n_entities, 3)), 1).astype(np.float32)  # many ties
+    valid = rng.random((700, n_entities)) > 0.3
+    valid[:4] = False  # steps without a valid entity give 0
+    valid[4:8] = True
+    reference = jnp.nanmedian(jnp.where(valid[..., None], z, jnp.nan), axis=1)
+    reference = np.where(np.isnan(reference), np.float32(0), reference)
+    median = np.asarray(jax.jit(masked_median)(z, valid))
+    np.testing.assert_array_equal(median, reference)
+    # Bit for bit, but for the sign of a zero: nanmedian's stable sort keeps tied -0.0 and
+    # +0.0 in input order, the network's min/max may swap them (data rarely holds -0.0).
+    nonzero = reference != 0
+    np.testing.assert_array_equal(
+        median[nonzero].view(np.uint32), reference[nonzero].view(np.uint32)
+    )
+
+
+def test_the_sorting_network_sorts_every_zero_one_input_so_every_input():
+    from liam_core._detect import NETWORK_MAX_ENTITIES, sorting_network
+
+    assert NETWORK_MAX_ENTITIES >= 16
+    for n in range(1, 17):  # the 0-1 principle: a network that sorts all 2^n bit vectors sorts
+        bits = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(np.int8)
+        for a, b in sorting_network(n):
+            assert a < b < n
+            bits[:, a], bits[:, b] = (
+                np.minimum(bits[:, a], bits[:, b]),
+                np.maximum(bits[:, a], bits[:, b]),
+            )
+        assert (np.diff(bits, axis=1) >= 0).all(), n

@@ -29,6 +29,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -189,25 +190,34 @@ class StageRunner:
                 # XLA binds an executable to its device, so each device needs its own. The
                 # program does not depend on the topology (the block index and row count are
                 # inputs), so every LaborArray of the process shares it.
-                program = self._chunk_program(signature, body, inputs, device)
+                program, outputs[device] = self._chunk_program(signature, body, inputs, device)
                 _CHUNK_PROGRAMS.put((signature, device.id), program)
-            outputs[device] = program(*inputs)
+            else:
+                outputs[device] = program(*inputs)
         return outputs
 
     def _chunk_program(
         self, signature: Hashable, body: Callable[..., Any], inputs: tuple, device: jax.Device
-    ) -> jax.stages.Compiled:
-        """The chunk program on ``device``: loaded from another device's compile, else compiled."""
+    ) -> tuple[jax.stages.Compiled, Any]:
+        """The chunk program on ``device`` and its output on ``inputs``.
+
+        The program is the first device's executable loaded onto this one when that works
+        (its first run is waited for: a load that cannot run is compiled instead), else a
+        compile of its own.
+        """
         code = _COMPILED_CODE.get(signature)
         if code is not None:
             program = _load_on(code, device)
             if program is not None:
-                return program
-        program = jax.jit(_squeeze_block(body)).lower(*inputs).compile()
+                try:
+                    return program, jax.block_until_ready(program(*inputs))
+                except jax.errors.JaxRuntimeError:
+                    _COMPILED_CODE.put(signature, dataclasses.replace(code, serialized=None))
+        program, compiled_here = _compile(_squeeze_block(body), inputs)
         self.compile_count += 1
-        if code is None and device.platform == "cpu":
+        if code is None and device.platform == "cpu" and compiled_here:
             _COMPILED_CODE.put(signature, _CompiledCode.of(program))
-        return program
+        return program, program(*inputs)
 
     def local_inputs(
         self, data: Any, n_rows: int
@@ -345,6 +355,38 @@ class StageRunner:
         return self.on_home(program(data, np.int32(n_rows), args))
 
 
+_CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
+_compiling = threading.local()
+_listening = False
+_listening_lock = threading.Lock()
+
+
+def _note_cache_hit(event: str, **kwargs: Any) -> None:
+    if event == _CACHE_HIT_EVENT and getattr(_compiling, "hits", None) is not None:
+        _compiling.hits += 1
+
+
+def _compile(fn: Callable[..., Any], inputs: tuple) -> tuple[jax.stages.Compiled, bool]:
+    """``jax.jit(fn)`` compiled for ``inputs``, and whether XLA compiled it in this call.
+
+    ``False`` means JAX's persistent compilation cache loaded it. Such an executable is not
+    serialized again: measured on XLA CPU, a reserialized cache load misses its kernels
+    ("Function ... not found" when it runs). The cache-hit event is public
+    (``jax.monitoring``) and counted per thread, so another thread's compiles do not count.
+    """
+    global _listening
+    with _listening_lock:
+        if not _listening:
+            jax.monitoring.register_event_listener(_note_cache_hit)
+            _listening = True
+    _compiling.hits = 0
+    try:
+        compiled = jax.jit(fn).lower(*inputs).compile()
+        return compiled, _compiling.hits == 0
+    finally:
+        _compiling.hits = None
+
+
 @dataclasses.dataclass(frozen=True)
 class _CompiledCode:
     """A compiled single-device program and its serialized executable (``None``: cannot be)."""
@@ -365,10 +407,12 @@ def _load_on(code: _CompiledCode, device: jax.Device) -> jax.stages.Compiled | N
     """``code``'s executable loaded onto ``device`` (the same machine code), or ``None``.
 
     Compiling a chunk program takes 0.1-0.5 s on CPU and 8 simulated devices compiled the same
-    program 8 times; loading the serialized executable takes milliseconds. The bits are those
-    of the compiled program by construction. This uses JAX internals (the executable behind a
-    ``Compiled``), so anything unexpected returns ``None`` and the caller compiles. CPU only:
-    it is what was measured (``tests/test_alda.py``); on a GPU each device still compiles.
+    program 8 times; loading the serialized executable takes milliseconds (a sort's comparator
+    makes it tens). The bits are those of the compiled program by construction. This uses JAX
+    internals (the executable behind a ``Compiled``), so anything unexpected returns ``None``
+    and the caller compiles; the caller also waits for a loaded program's first run and
+    compiles if it fails. CPU only: it is what was measured (``tests/test_alda.py``); on a GPU
+    each device still compiles.
     """
     if code.serialized is None or device.platform != "cpu":
         return None
