@@ -114,6 +114,53 @@ def test_without_timestamps_an_anomaly_is_placed_by_its_row():
     assert top["time"] == fleet["outlier_row"] == top["row"]
 
 
+@pytest.mark.parametrize("keep_mib", [1024, 0])
+def test_pass_two_reuses_pass_one_blocks_when_they_fit_and_reads_again_otherwise(keep_mib):
+    fleet = _fleet(n_steps=900)
+    batches = _batches(fleet["values"], n_entities=4, batch_size=1002, anomaly=fleet["anomaly"])
+    calls, labels = [], []
+
+    def source():
+        calls.append(len(calls))
+        return batches
+
+    def progress(items, label):
+        labels.append(label)
+        for item in items:
+            yield item
+            labels.append(item.n_rows)
+
+    report = analyze(
+        source,
+        labor=LaborArray(1),
+        pipeline=PipelineSpec(batch_size=1000, segment_steps=96, keep_mib=keep_mib),
+        schema=Schema(("cpu", "latency_ms")),
+        n_entities=4,
+        period_s=float(HOUR),
+        progress=progress,
+    )
+    reused = keep_mib > 0
+    # _first_batch_names peeks at the source once; the passes read it once or twice more
+    assert len(calls) == (2 if reused else 3)
+    assert report["throughput"]["pass_2_read_the_source"] is not reused
+    second = labels.index(next(label for label in labels[1:] if isinstance(label, str)))
+    assert labels[second].startswith("pass 2/2") and ("kept in memory" in labels[second]) is reused
+    assert sum(labels[1:second]) == sum(labels[second + 1 :]) == 3600  # every row, both passes
+    # Reading again gives the same bits: the digests of both settings are the same.
+    other = _analyze(batches, n_entities=4, keep_mib=1024 if keep_mib == 0 else 0)
+    assert report["digests"] == other["digests"]
+
+
+def test_blocks_beyond_keep_mib_are_let_go_and_pass_two_reads_the_source_again():
+    values = np.random.default_rng(2).normal(50, 5, (120_000, 2)).astype(np.float32)
+    batches = _batches(values, n_entities=4, batch_size=30_000)
+    report = _analyze(batches, n_entities=4, keep_mib=1, batch_size=30_000, segment_steps=2000)
+    assert report["throughput"]["pass_2_read_the_source"] is True  # 120,000 rows > 1 MiB
+    again = _analyze(batches, n_entities=4, keep_mib=64, batch_size=30_000, segment_steps=2000)
+    assert again["throughput"]["pass_2_read_the_source"] is False
+    assert report["digests"] == again["digests"]
+
+
 # --------------------------------------------------------------------------- spectral peaks
 
 

@@ -135,6 +135,8 @@ def test_every_experiment_belongs_to_one_job_and_the_other_refuses_it(experiment
     ("override", "match"),
     [
         ("pipeline.batch_size=0", "`pipeline.batch_size` must be an int >= 1, got 0"),
+        ("pipeline.keep_mib=-1", "`pipeline.keep_mib` must be an int >= 0, got -1"),
+        ("pipeline.keep_mib=1e12", "`pipeline.keep_mib` must be an int >= 0, got float"),
         ("+pipeline.bogus=1", r"pipeline has unknown fields \['bogus'\]"),
         ("data.kind=excel", "`data.kind` must be one of 'synthetic'"),
         ("mesh.executor=vmap", "`mesh.executor` must be one of 'pmap', 'shard_map', got 'vmap'"),

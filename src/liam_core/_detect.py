@@ -66,6 +66,17 @@ class StepBlock:
     def n_steps(self) -> int:
         return int(self.values.shape[0])
 
+    @property
+    def n_rows(self) -> int:
+        """Rows of the stream in the block (a last partial step's padding left out)."""
+        return int(np.count_nonzero(self.row >= 0))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the block's arrays."""
+        arrays = (self.values, self.valid, self.row, self.kinds, self.timestamps)
+        return sum(a.nbytes for a in arrays if a is not None)
+
 
 def anomaly_names_of(batch: Batch) -> tuple[str, ...]:
     """The names of a batch's anomaly codes (``"none"`` first)."""

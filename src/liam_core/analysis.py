@@ -23,6 +23,7 @@ so every figure is the same bytes on any mesh.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import re
@@ -246,6 +247,9 @@ class PipelineSpec:
             point is drawn).
         drift: a :class:`DriftSpec` or a mapping of its fields.
         detector: a :class:`DetectorSpec` or a mapping of its fields.
+        keep_mib: pass 1 keeps its blocks of steps (and their fleet centers) in memory for
+            pass 2 while they take at most this many MiB, so the data is read and validated
+            once; beyond it (or with 0) pass 2 reads the source again.
     """
 
     batch_size: int = 131_072
@@ -257,10 +261,13 @@ class PipelineSpec:
     score_points: int = 20_000
     drift: DriftSpec = dataclasses.field(default_factory=DriftSpec)
     detector: DetectorSpec = dataclasses.field(default_factory=DetectorSpec)
+    keep_mib: int = 1024
 
     def __post_init__(self) -> None:
         if self.n_components is not None:
             check_int(self.n_components, "pipeline.n_components")
+        keep_mib = check_int(self.keep_mib, "pipeline.keep_mib", minimum=0)
+        check_fits_memory(keep_mib * 2.0**20, "pipeline.keep_mib", keep_mib, f"{keep_mib} MiB")
         for name, bytes_each in (
             ("batch_size", 64.0),
             ("segment_steps", 16.0),
@@ -382,7 +389,8 @@ def analyze(
     """Analyze a stream of metric batches on ``labor``'s devices.
 
     Args:
-        source: a function returning a fresh iterable of batches (called twice: two passes).
+        source: a function returning a fresh iterable of batches (called once when pass 1's
+            blocks fit in ``pipeline.keep_mib``, else twice: two passes).
         labor: the :class:`LaborArray` that runs every reduction and map.
         pipeline: the :class:`PipelineSpec`.
         schema: the metrics, in column order; values are validated against it.
@@ -391,8 +399,9 @@ def analyze(
         entity_names: the entities' names, in code order (default: the batches' own, else
             ``entity-0``, ...).
         period_s: seconds between time steps, so periods and windows come out in time units.
-        progress: optional ``wrap(batches, label)`` of each pass's batches (a progress bar
-            labelled ``pass 1/2: ...``).
+        progress: optional ``wrap(items, label)`` of each pass's batches (a progress bar
+            labelled ``pass 1/2: ...``; it reads each item's ``n_rows``). When pass 2 reuses
+            pass 1's blocks, it wraps those.
 
     Returns:
         A dict of results: ``patterns``, ``spectrum``, ``drift``, ``anomalies``, ``curves``
@@ -434,6 +443,21 @@ def analyze(
     n_rows = masked_rows = n_steps = n_valid = 0
     first_time = None
     pass_seconds: dict[str, float] = {}
+    # Pass 1's blocks and fleet centers, for pass 2 (None: they outgrew pipeline.keep_mib).
+    reused: collections.deque[tuple[StepBlock, np.ndarray | None]] | None = (
+        collections.deque() if pipeline.keep_mib else None
+    )
+    reused_bytes = 0
+
+    def keep(block: StepBlock, center: np.ndarray | None) -> None:
+        nonlocal reused, reused_bytes
+        if reused is not None:
+            reused_bytes += block.nbytes + (0 if center is None else center.nbytes)
+            if reused_bytes > pipeline.keep_mib * 2**20:
+                reused = None
+            else:
+                reused.append((block, center))
+
     pass_started = time.perf_counter()
     for block, masked in blocks("pass 1/2: moments, baselines, spectra"):
         masked_rows += masked
@@ -447,6 +471,7 @@ def analyze(
             block.values.astype(np.float64).sum(axis=1) / np.maximum(present, 1)[:, None]
         )
         if kept.shape[0] == 0:
+            keep(block, None)
             continue
         if shift is None:
             shift = kept.mean(axis=0, dtype=np.float64).astype(np.float32)
@@ -471,6 +496,7 @@ def analyze(
         total = partial["sum"].astype(np.float64) + (0 if total is None else total)
         cross = partial["cross"].astype(np.float64) + (0 if cross is None else cross)
         center = fleet_center(labor, block, centerer)
+        keep(block, center)
         sums = entity_moments(labor, block, center, x_shift, c_shift)
         entity_sums = (
             sums if entity_sums is None else {k: entity_sums[k] + v for k, v in sums.items()}
@@ -517,9 +543,15 @@ def analyze(
     reference_rows: list[np.ndarray] = []
     current_rows: list[np.ndarray] = []
     pass_started = time.perf_counter()
-    for block, _ in blocks("pass 2/2: anomaly scores, drift"):
+    label = "pass 2/2: anomaly scores, drift"
+    if reused is None:
+        second = ((block, None) for block, _ in blocks(label))
+    else:
+        second = _drain(reused, lambda blocks: wrap(blocks, f"{label} (rows kept in memory)"))
+    for block, center in second:
         steps, entities, _ = block.values.shape
-        center = fleet_center(labor, block, centerer)
+        if center is None:
+            center = fleet_center(labor, block, centerer)
         rows = (
             block.values.reshape(-1, metrics),
             np.repeat(center, entities, axis=0),
@@ -565,6 +597,7 @@ def analyze(
         reference_rows.append(_window_rows(block, windows["reference"]))
         current_rows.append(_window_rows(block, windows["current"]))
     pass_seconds["anomaly scores, drift"] = time.perf_counter() - pass_started
+    pass_two_read = reused is None
     score = np.concatenate(scores)
     del scores
 
@@ -664,6 +697,7 @@ def analyze(
                 name: {"seconds": seconds, "rows_per_second": n_rows / seconds}
                 for name, seconds in pass_seconds.items()
             },
+            "pass_2_read_the_source": pass_two_read,
         },
     }
     numeric = {
@@ -692,6 +726,24 @@ def analyze(
         "singular_values": results["patterns"]["singular_values"],
     }
     return results
+
+
+def _drain(
+    kept: collections.deque[tuple[StepBlock, np.ndarray | None]],
+    wrap: Callable[[Iterable[StepBlock]], Iterator[StepBlock]],
+) -> Iterator[tuple[StepBlock, np.ndarray | None]]:
+    """Kept ``(block, center)`` pairs, in order, each let go of once it is taken; ``wrap``
+    sees the blocks (a progress bar)."""
+    centers: collections.deque[np.ndarray | None] = collections.deque()
+
+    def blocks() -> Iterator[StepBlock]:
+        while kept:
+            block, center = kept.popleft()
+            centers.append(center)
+            yield block
+
+    for block in wrap(blocks()):
+        yield block, centers.popleft()
 
 
 def _drift_windows(
