@@ -424,14 +424,14 @@ import jax, numpy as np
 jax.config.update("jax_compilation_cache_dir", sys.argv[1])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 from liam_core import digest
-from liam_core._detect import fleet_centerer
+from liam_core._detect import StepBlock, fleet_center, fleet_units
 from liam_core.alda import LaborArray
 
 rng = np.random.default_rng(0)
 values, valid = rng.normal(size=(4000, 8, 3)).astype(np.float32), rng.random((4000, 8)) > 0.2
 labor = LaborArray(8)
-center = labor.map(fleet_centerer(np.zeros((8, 3), np.float32), np.ones((8, 3), np.float32)),
-                   (values, valid))
+block = StepBlock(0, values, valid, np.zeros((4000, 8), np.int64), None, None)
+center = fleet_center(labor, block, fleet_units(np.zeros((8, 3)), np.ones((8, 3))))
 print(digest(center), labor.compile_count)
 """
 

@@ -428,3 +428,17 @@ def test_the_sorting_network_sorts_every_zero_one_input_so_every_input():
                 np.maximum(bits[:, a], bits[:, b]),
             )
         assert (np.diff(bits, axis=1) >= 0).all(), n
+
+
+def test_a_second_analysis_of_other_data_at_the_same_shapes_compiles_nothing():
+    from liam_core.testing import CompileCounter
+
+    first, second = (_fleet(seed=seed) for seed in (3, 4))
+    labor = LaborArray(2)
+    _analyze(_batches(first["values"], n_entities=4, batch_size=1000), n_entities=4, labor=labor)
+    with CompileCounter() as again:  # the kernels take the baselines as arguments
+        report = _analyze(
+            _batches(second["values"], n_entities=4, batch_size=1000), n_entities=4, labor=labor
+        )
+    assert again.count == 0
+    assert report["anomalies"]["top"][0]["row"] == second["outlier_row"]

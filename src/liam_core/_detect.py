@@ -169,29 +169,29 @@ def _block(part: dict[str, np.ndarray], n_entities: int) -> StepBlock:
 # --------------------------------------------------------------------------- ALDA kernels
 
 
-def fleet_centerer(
-    shift: np.ndarray, scale: np.ndarray
-) -> Callable[[tuple[jax.Array, jax.Array]], jax.Array]:
-    """A step-wise function: ``(values, valid)`` ``[steps, entities, ...]`` -> the fleet center.
+def fleet_units(shift: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The provisional z units of the fleet center: ``float32 (shift, scale)``, each
+    ``[entities, metrics]``; pass them to :func:`fleet_center`.
 
-    The center of a step is the median over its valid entities of their values in
-    provisional z units, ``(x - shift) / scale`` per entity (``[entities, metrics]``; any
-    fixed values will do, the analysis takes them from the first batch), so the median's
-    members are exchangeable and one entity leaving the pack moves the median by a fraction
-    of the noise, not by the gap between two entities' levels. A step without a valid
-    entity gets 0.
+    The center of a step is the median over its valid entities of their values in these
+    units, ``(x - shift) / scale`` per entity (any fixed values will do, the analysis takes
+    them from the first batch), so the median's members are exchangeable and one entity
+    leaving the pack moves the median by a fraction of the noise, not by the gap between two
+    entities' levels. A step without a valid entity gets 0.
     """
-    shift, scale = jnp.float32(shift), jnp.float32(scale)
+    return np.asarray(shift, np.float32), np.asarray(scale, np.float32)
 
-    def center(block: tuple[jax.Array, jax.Array]) -> jax.Array:
-        values, valid = block
-        z = (values - shift) / scale
-        if z.shape[1] <= NETWORK_MAX_ENTITIES:
-            return masked_median(z, valid)
-        median = jnp.nanmedian(jnp.where(valid[..., None], z, jnp.nan), axis=1)
-        return jnp.where(jnp.isnan(median), jnp.zeros((), values.dtype), median)
 
-    return center
+def _fleet_center(
+    block: tuple[jax.Array, jax.Array], shift: jax.Array, scale: jax.Array
+) -> jax.Array:
+    """The ALDA map kernel of :func:`fleet_center`: steps ``(values, valid)`` -> centers."""
+    values, valid = block
+    z = (values - shift) / scale
+    if z.shape[1] <= NETWORK_MAX_ENTITIES:
+        return masked_median(z, valid)
+    median = jnp.nanmedian(jnp.where(valid[..., None], z, jnp.nan), axis=1)
+    return jnp.where(jnp.isnan(median), jnp.zeros((), values.dtype), median)
 
 
 def masked_median(z: jax.Array, valid: jax.Array) -> jax.Array:
@@ -252,16 +252,18 @@ def sorting_network(n: int) -> list[tuple[int, int]]:
     return pairs
 
 
-def fleet_center(labor, block: StepBlock, centerer: Callable | None) -> np.ndarray:
+def fleet_center(
+    labor, block: StepBlock, units: tuple[np.ndarray, np.ndarray] | None
+) -> np.ndarray:
     """``float32 [steps, metrics]``: the fleet center of each step through ALDA ``map``.
 
-    ``centerer`` is a :func:`fleet_centerer`; ``None`` (fewer than :data:`MIN_FLEET`
-    entities) gives 0 everywhere.
+    ``units`` are :func:`fleet_units`; ``None`` (fewer than :data:`MIN_FLEET` entities)
+    gives 0 everywhere. One program serves every block and every analysis of a process.
     """
     steps, _, metrics = block.values.shape
-    if centerer is None:
+    if units is None:
         return np.zeros((steps, metrics), np.float32)
-    return np.asarray(labor.map(centerer, (block.values, block.valid)))
+    return np.asarray(labor.map(_fleet_center, (block.values, block.valid), *units))
 
 
 def _entity_moments(
@@ -350,19 +352,22 @@ class Baselines:
         )
 
 
-def standardizer(baselines: Baselines) -> Callable[[tuple[jax.Array, ...]], jax.Array]:
-    """A row-wise function: ``(x, center, entity) -> [rows, 2, metrics]`` (own z, residual z)."""
-    mean, scale = jnp.float32(baselines.mean), jnp.float32(baselines.scale)
-    slope, center_mean = jnp.float32(baselines.slope), jnp.float32(baselines.center_mean)
-    residual_scale = jnp.float32(baselines.residual_scale)
+def standardized(labor, rows: tuple[np.ndarray, ...], baselines: Baselines) -> np.ndarray:
+    """``[rows, 2, metrics]``: each row's own z and residual z (ALDA ``map`` of
+    ``(x, center, entity)`` rows), one program for every batch and every analysis."""
+    parameters = tuple(
+        np.float32(getattr(baselines, name))
+        for name in ("mean", "scale", "slope", "center_mean", "residual_scale")
+    )
+    return labor.map(_standardize, rows, parameters)
 
-    def standardize(rows: tuple[jax.Array, ...]) -> jax.Array:
-        x, center, entity = rows
-        own = (x - mean[entity]) / scale[entity]
-        residual = x - mean[entity] - slope[entity] * (center - center_mean[entity])
-        return jnp.stack([own, residual / residual_scale[entity]], axis=1)
 
-    return standardize
+def _standardize(rows: tuple[jax.Array, ...], parameters: tuple[jax.Array, ...]) -> jax.Array:
+    x, center, entity = rows
+    mean, scale, slope, center_mean, residual_scale = (p[entity] for p in parameters)
+    own = (x - mean) / scale
+    residual = x - mean - slope * (center - center_mean)
+    return jnp.stack([own, residual / residual_scale], axis=1)
 
 
 def row_scores(

@@ -45,9 +45,9 @@ from ._detect import (
     anomaly_names_of,
     entity_moments,
     fleet_center,
-    fleet_centerer,
+    fleet_units,
     row_scores,
-    standardizer,
+    standardized,
     step_blocks,
 )
 from ._digest import digest
@@ -490,12 +490,12 @@ def analyze(
                 )
             ).astype(np.float32)
             spread = np.where(spread > 0, spread, np.float32(1))
-            centerer = fleet_centerer(x_shift, spread) if n_entities >= MIN_FLEET else None
+            units = fleet_units(x_shift, spread) if n_entities >= MIN_FLEET else None
         partial = jax.device_get(labor.reduce(_moments, kept, shift))
         count += float(partial["count"])
         total = partial["sum"].astype(np.float64) + (0 if total is None else total)
         cross = partial["cross"].astype(np.float64) + (0 if cross is None else cross)
-        center = fleet_center(labor, block, centerer)
+        center = fleet_center(labor, block, units)
         keep(block, center)
         sums = entity_moments(labor, block, center, x_shift, c_shift)
         entity_sums = (
@@ -528,7 +528,6 @@ def analyze(
     windows = _drift_windows(pipeline.drift, n_steps, n_entities, metrics, period_s)
 
     # Pass 2: per-entity z-scores and residuals (ALDA map), rolling baseline + CUSUM (scan).
-    standardize = standardizer(baselines)
     alpha = 1.0 / span_steps(detector.baseline, n_steps, period_s)
     state = None
     threshold = pipeline.anomaly_threshold
@@ -551,13 +550,13 @@ def analyze(
     for block, center in second:
         steps, entities, _ = block.values.shape
         if center is None:
-            center = fleet_center(labor, block, centerer)
+            center = fleet_center(labor, block, units)
         rows = (
             block.values.reshape(-1, metrics),
             np.repeat(center, entities, axis=0),
             np.tile(np.arange(entities, dtype=np.int32), steps),
         )
-        z = labor.map(standardize, rows).reshape(steps, entities, 2, metrics)
+        z = standardized(labor, rows, baselines).reshape(steps, entities, 2, metrics)
         u, change, state = algebra.track_changes(
             z[:, :, 1],
             block.valid[:, :, None],

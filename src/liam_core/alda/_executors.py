@@ -135,6 +135,7 @@ _CHUNK_PROGRAMS = _ProgramCache(capacity=1024)
 # The first compile of each chunk program in the process, serialized (CPU only): other devices
 # load these bytes instead of compiling the same program again.
 _COMPILED_CODE = _ProgramCache(capacity=256)
+_JITTED = _ProgramCache(capacity=256)
 
 
 def _signature(tree: Any) -> Hashable:
@@ -213,7 +214,11 @@ class StageRunner:
                     return program, jax.block_until_ready(program(*inputs))
                 except jax.errors.JaxRuntimeError:
                     _COMPILED_CODE.put(signature, dataclasses.replace(code, serialized=None))
-        program, compiled_here = _compile(_squeeze_block(body), inputs)
+        jitted = _JITTED.get(signature)
+        if jitted is None:  # one per program, so each further device reuses its trace
+            jitted = jax.jit(_squeeze_block(body))
+            _JITTED.put(signature, jitted)
+        program, compiled_here = _compile(jitted, inputs)
         self.compile_count += 1
         if code is None and device.platform == "cpu" and compiled_here:
             _COMPILED_CODE.put(signature, _CompiledCode.of(program))
@@ -366,8 +371,8 @@ def _note_cache_hit(event: str, **kwargs: Any) -> None:
         _compiling.hits += 1
 
 
-def _compile(fn: Callable[..., Any], inputs: tuple) -> tuple[jax.stages.Compiled, bool]:
-    """``jax.jit(fn)`` compiled for ``inputs``, and whether XLA compiled it in this call.
+def _compile(jitted: Any, inputs: tuple) -> tuple[jax.stages.Compiled, bool]:
+    """``jitted`` (a ``jax.jit``) compiled for ``inputs``, and whether XLA compiled it here.
 
     ``False`` means JAX's persistent compilation cache loaded it. Such an executable is not
     serialized again: measured on XLA CPU, a reserialized cache load misses its kernels
@@ -381,7 +386,7 @@ def _compile(fn: Callable[..., Any], inputs: tuple) -> tuple[jax.stages.Compiled
             _listening = True
     _compiling.hits = 0
     try:
-        compiled = jax.jit(fn).lower(*inputs).compile()
+        compiled = jitted.lower(*inputs).compile()
         return compiled, _compiling.hits == 0
     finally:
         _compiling.hits = None

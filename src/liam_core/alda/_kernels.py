@@ -185,22 +185,23 @@ def block_whole(
 
 
 def block_map(
-    fn: Callable[[Any], Any],
+    fn: Callable[..., Any],
     chunks: Any,
     block: jax.Array,
     n_rows: jax.Array,
-    *,
+    *args: Any,
     vectorize: bool,
 ) -> Any:
-    """Apply a row-wise ``fn`` to each real chunk of the block (loop) or to all (vectorized)."""
+    """Apply a row-wise ``fn(rows, *args)`` to each real chunk of the block (loop) or to all
+    (vectorized)."""
     n_slots, chunk_size = _geometry(chunks)
     if vectorize:
-        out = jax.vmap(fn)(chunks)
+        out = jax.vmap(lambda chunk: fn(chunk, *args))(chunks)
     else:
 
         def one(i: jax.Array) -> Any:
             chunk = jax.lax.optimization_barrier(_take(chunks, i))
-            return jax.lax.optimization_barrier(fn(chunk))
+            return jax.lax.optimization_barrier(fn(chunk, *args))
 
         like = jax.eval_shape(one, jnp.int32(0))
         out = jax.tree_util.tree_map(lambda s: jnp.zeros((n_slots, *s.shape), s.dtype), like)

@@ -501,15 +501,18 @@ class LaborArray:
         )
         return self._executor.finish("scalar", lambda c: c[0, 0], cov) if one_variable else cov
 
-    def map(self, fn: Callable[[Any], Any], x: Any, *, vectorize: bool = False) -> Any:
+    def map(self, fn: Callable[..., Any], x: Any, *args: Any, vectorize: bool = False) -> Any:
         """Apply a row-wise ``fn`` to every chunk; rows come back in order, padding removed.
 
-        ``fn(rows) -> rows`` must treat rows independently (``tanh(x @ w)``, an algebra
+        ``fn(rows, *args) -> rows`` must treat rows independently (``tanh(x @ w)``, an algebra
         ``Transform.apply``); it sees chunks of ``chunk_size`` rows, padded rows holding zeros.
+        Pass parameters as ``args`` rather than closing over them: programs are cached per
+        function, so one module-level ``fn`` compiles once for every value of its ``args``.
 
         Args:
             fn: a row-wise function of an array (or pytree) with a leading row axis.
             x: an array, a pytree of arrays with a shared row axis, or a :class:`ChunkedBatch`.
+            *args: arrays (or pytrees of arrays) passed unchanged to every call of ``fn``.
             vectorize: as in :meth:`reduce`: ``False`` (default) runs ``fn`` one chunk per
                 loop iteration; ``True`` runs it on a device's chunks at once under ``vmap``.
 
@@ -526,13 +529,13 @@ class LaborArray:
         check_bool(vectorize, "vectorize")
         batch = self._as_batch(x)
 
-        def body(chunks: Any, block: jax.Array, n_rows: jax.Array) -> Any:
-            out = kernels.block_map(fn, chunks, block, n_rows, vectorize=vectorize)
+        def body(chunks: Any, block: jax.Array, n_rows: jax.Array, *args: Any) -> Any:
+            out = kernels.block_map(fn, chunks, block, n_rows, *args, vectorize=vectorize)
             return jax.tree_util.tree_map(lambda o: o[None], out)
 
         with _peer_errors():
             outputs = self._executor.run_chunks(
-                ("map", fn, vectorize), body, batch.shards, batch.geometry
+                ("map", fn, vectorize), body, batch.shards, batch.geometry, args
             )
             if jax.process_count() > 1:
                 from jax.experimental import multihost_utils
