@@ -113,19 +113,24 @@ def step_blocks(
                 f"entities), but row {rows[bad]} is entity {int(batch.entity[bad])}, not "
                 f"{int(rows[bad] % n_entities)}"
             )
-        full = np.zeros((batch.n_rows, values.shape[1]), np.float32)
-        full[keep] = values
+        if values.shape[0] == batch.n_rows and values.dtype == np.float32:
+            full = values  # every row kept
+        else:
+            full = np.zeros((batch.n_rows, values.shape[1]), np.float32)
+            full[keep] = values
         part = {"row": rows, "values": full, "valid": keep}
         if n_kinds:
             codes = np.zeros((batch.n_rows, 1), np.int8) if batch.anomaly is None else batch.anomaly
-            part["kinds"] = (codes[:, :, None] == np.arange(1, n_kinds + 1)[None, None]).any(1)
+            kinds = part["kinds"] = np.empty((batch.n_rows, n_kinds), bool)
+            for code in range(1, n_kinds + 1):  # 4x faster than one [rows, cells, kinds] compare
+                np.any(codes == code, axis=1, out=kinds[:, code - 1])
         if batch.timestamps is not None:
             part["timestamps"] = batch.timestamps
         pending.append(part)
         n_pending = sum(p["row"].shape[0] for p in pending)
         whole = (n_pending // n_entities) * n_entities  # pending always starts at a step
         if whole:
-            joined = {key: np.concatenate([p[key] for p in pending]) for key in pending[0]}
+            joined = _joined(pending)
             pending = [{key: value[whole:] for key, value in joined.items()}]
             if pending[0]["row"].shape[0] == 0:
                 pending = []
@@ -134,8 +139,15 @@ def step_blocks(
                 int((~joined["valid"][:whole]).sum()),
             )
     if pending:
-        joined = {key: np.concatenate([p[key] for p in pending]) for key in pending[0]}
+        joined = _joined(pending)
         yield _block(joined, n_entities), int((~joined["valid"]).sum())
+
+
+def _joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The rows of ``parts`` concatenated, key by key (one part: itself, no copy)."""
+    if len(parts) == 1:
+        return parts[0]
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
 def _block(part: dict[str, np.ndarray], n_entities: int) -> StepBlock:
@@ -147,15 +159,17 @@ def _block(part: dict[str, np.ndarray], n_entities: int) -> StepBlock:
     padded = -(-n // n_entities) * n_entities
 
     def grid(array: np.ndarray, fill: object) -> np.ndarray:
-        out = np.full((padded, *array.shape[1:]), fill, array.dtype)
-        out[:n] = array
-        return out.reshape(padded // n_entities, n_entities, *array.shape[1:])
+        if n < padded:
+            out = np.full((padded, *array.shape[1:]), fill, array.dtype)
+            out[:n] = array
+            array = out
+        return array.reshape(padded // n_entities, n_entities, *array.shape[1:])
 
     row = grid(part["row"], -1)
     timestamps = part.get("timestamps")
     if timestamps is not None:
         stamps = grid(timestamps, np.datetime64("NaT"))
-        timestamps = stamps[:, 0]
+        timestamps = stamps[:, 0].copy()  # not a view of the source's buffer: blocks are kept
     return StepBlock(
         first_step=first_row // n_entities,
         values=grid(part["values"], 0),

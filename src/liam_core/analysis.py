@@ -305,7 +305,7 @@ def _validated(engine: LaborIntelligenceEngine, batch: Batch) -> tuple[np.ndarra
     if values.shape[0] == 0:
         return np.zeros((0, len(engine.schema.names)), np.float32), keep
     columns = dict(zip(batch.metric_names, values.T, strict=True))
-    return np.asarray(engine.ingest_columns(columns, source=batch.source or "batch")), keep
+    return engine.validate_columns(columns, source=batch.source or "batch"), keep
 
 
 def _first_batch_names(source: BatchSource) -> tuple[tuple | None, tuple | None]:

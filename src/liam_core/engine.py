@@ -255,8 +255,8 @@ class LaborIntelligenceEngine:
         for column, name in enumerate(names):
             if name not in self.schema.ranges:
                 continue
-            low, high = self.schema.ranges[name]
-            outside = (values[:, column] < low) | (values[:, column] > high)
+            low, high = (np.float64(bound) for bound in self.schema.ranges[name])
+            outside = (values[:, column] < low) | (values[:, column] > high)  # in float64
             if outside.any():
                 row = int(np.argmax(outside))
                 raise InvalidValueError(
@@ -276,18 +276,23 @@ class LaborIntelligenceEngine:
                 f"{quote(float(values[row, column]))}"
             )
 
-    def _assemble(self, names: Sequence[str], values: np.ndarray, where: str) -> jax.Array:
-        """Scatter a validated ``[n, len(names)]`` float64 block into ``[n, dimensions]``."""
+    def _assemble(self, names: Sequence[str], values: np.ndarray, where: str) -> np.ndarray:
+        """Scatter a validated ``[n, len(names)]`` block (float64, or already the engine's
+        dtype) into a numpy ``[n, dimensions]``."""
         slots, signs = self._layout(names, where)
         self._check_ranges(names, values, where)
-        self._check_dtype_range(names, values, where)
+        if values.dtype != self.dtype:
+            self._check_dtype_range(names, values, where)
         check_fits_in_memory(
             values.shape[0] * self.dimensions * self.dtype.itemsize, "dimensions",
             f"a [{values.shape[0]}, dimensions] batch", owner="LaborIntelligenceEngine",
         )  # fmt: skip
+        if len(slots) == self.dimensions and (slots == np.arange(len(slots))).all():
+            if (signs == 1).all():
+                return values.astype(self.dtype, copy=False)  # the schema's own order
         tensors = np.zeros((values.shape[0], self.dimensions), dtype=self.dtype)
         tensors[:, slots] = values * signs
-        return jnp.asarray(tensors)
+        return tensors
 
     # -- ingestion ---------------------------------------------------------------------------
 
@@ -311,7 +316,7 @@ class LaborIntelligenceEngine:
         for name in record:
             _check_name(name)
         values = np.asarray([[_check_number(name, value) for name, value in record.items()]])
-        return self._assemble(list(record), values, "record")[0]
+        return jnp.asarray(self._assemble(list(record), values, "record")[0])
 
     def ingest_batch(self, records: Any) -> jax.Array:
         """Many records as one ``[n, dimensions]`` tensor.
@@ -362,13 +367,29 @@ class LaborIntelligenceEngine:
             if self.schema is not None and not self.schema.allow_missing:
                 if len(record) != len(names):
                     self._layout(list(record), f"record {index}")
-        return self._assemble(list(names), values, "batch")
+        return jnp.asarray(self._assemble(list(names), values, "batch"))
 
     def ingest_columns(self, columns: Mapping[str, Any], *, source: str = "columns") -> jax.Array:
         """A mapping of metric name -> 1-D column of numbers as ``[n, dimensions]``.
 
         Each column is checked as a whole (dtype, NaN/inf, range); an error names the
         source, the column, the first bad row and its value.
+        """
+        return jnp.asarray(self.validate_columns(columns, source=source))
+
+    def validate_columns(
+        self, columns: Mapping[str, Any], *, source: str = "columns"
+    ) -> np.ndarray:
+        """What :meth:`ingest_columns` gives, as a numpy array on the host.
+
+        For a pipeline that keeps working on the host before it places rows on devices (the
+        analysis regroups rows into steps first): the same checks and errors, no device copy.
+
+        Example:
+            >>> from liam_core import LaborIntelligenceEngine, Schema
+            >>> engine = LaborIntelligenceEngine(dimensions=2, schema=Schema(("cpu", "mem")))
+            >>> engine.validate_columns({"mem": [0.5, 0.25], "cpu": [10, 20]}).tolist()
+            [[10.0, 0.5], [20.0, 0.25]]
         """
         if not columns:
             raise EmptyInputError(f"the {source} has no columns; expected at least one metric")
@@ -476,7 +497,8 @@ class LaborIntelligenceEngine:
 
 
 def _numeric_column(name: str, column: Any, source: str) -> np.ndarray:
-    """A column as a finite float64 1-D array, or an error naming the first bad row."""
+    """A column as a finite float64 (or float32) 1-D array, or an error naming the first bad
+    row."""
     if hasattr(column, "to_numpy") and hasattr(column, "type"):  # pyarrow (Chunked)Array
         if column.null_count:
             valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
@@ -499,7 +521,8 @@ def _numeric_column(name: str, column: Any, source: str) -> np.ndarray:
         for row, value in enumerate(array):
             _check_number_at(name, value, source, row)
         array = array.astype(np.float64)
-    array = array.astype(np.float64, copy=False)
+    if array.dtype != np.float32:  # float32 stays (exact either way; the common case)
+        array = array.astype(np.float64, copy=False)
     finite = np.isfinite(array)
     if not finite.all():
         row = int(np.argmin(finite))
