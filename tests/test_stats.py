@@ -758,3 +758,42 @@ def test_wasserstein_handles_samples_whose_size_product_exceeds_int32():
     v = (rng.normal(size=65_536) + 0.5).astype(np.float32)
     expected = scipy.stats.wasserstein_distance(u, v)
     np.testing.assert_allclose(wasserstein_1d(u, v), expected, rtol=1e-4)
+
+
+# --------------------------------------------------------------------------- the sorts
+
+
+def test_the_sorts_give_the_bits_of_lax_sort_with_signed_zeros_nans_and_ties():
+    import jax.numpy as jnp
+    from jax import lax
+
+    from liam_core.algebra._sorting import sort, sort_by_key
+
+    rng = np.random.default_rng(5)
+    atoms = np.array([0.0, -0.0, 1.0, -1.0, np.nan, -np.nan, np.inf, -np.inf, 2.5], np.float32)
+    for _ in range(60):
+        x = rng.choice(atoms, size=(int(rng.integers(1, 200)), int(rng.integers(1, 4))))
+        payload = np.float32(np.nan) * -1  # another NaN's bits
+        x[rng.random(x.shape) < 0.2] = payload
+        for axis in (0, 1):
+            got = np.asarray(jax.jit(lambda v, a=axis: sort(v, axis=a))(x))
+            want = np.asarray(jnp.sort(jnp.asarray(x), axis=axis))
+            np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+        rows = jnp.arange(x.shape[0])[:, None] + jnp.zeros(x.shape, jnp.int32)
+        got = jax.jit(lambda k, r: sort_by_key(k, r, axis=0))(x, rows)
+        want = lax.sort((jnp.asarray(x), rows), dimension=0, num_keys=1, is_stable=True)
+        np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[1]))
+
+
+def test_the_sorts_keep_float64_under_enable_x64_and_batch_under_vmap():
+    import jax.numpy as jnp
+
+    from liam_core.algebra._sorting import sort
+
+    x = np.random.default_rng(6).normal(size=(3, 50, 2))
+    with jax.enable_x64(True):  # the callback thread does not see the block: bytes cross it
+        got = jax.jit(sort)(jnp.asarray(x, jnp.float64))
+        assert got.dtype == jnp.float64
+        np.testing.assert_array_equal(np.asarray(got), np.sort(x, axis=0))
+    batched = jax.vmap(lambda v: sort(v, axis=0))(jnp.asarray(x, jnp.float32))
+    np.testing.assert_array_equal(np.asarray(batched), np.sort(x.astype(np.float32), axis=1))

@@ -43,6 +43,7 @@ from .._checks import (
 )
 from .._errors import ConfigError, EmptyInputError, InvalidValueError, ShapeError
 from ._jit import checked_jit
+from ._sorting import sort, sort_by_key
 
 # ---------------------------------------------------------------------------------------
 # Shared plumbing
@@ -112,19 +113,43 @@ def _pooled_sort(first: jax.Array, second: jax.Array):
     Returns the pooled sorted values, the position of each in
     ``concatenate([sort(first), sort(second)])`` (scipy's ``data_all``), and, at every pooled
     position ``i``, how many observations of each sample are among the first ``i + 1``
-    (exact integers). Each sample is sorted first and the pooled sort is stable, so within a
-    run of tied values the first sample comes first and each sample keeps its own order: an
-    observation's position in its own sorted sample gives both counts, with no running sum.
-    At the last position of a run of ties the counts are scipy's
+    (exact integers). The pooled order is that of a stable sort of ``data_all``: within a run
+    of tied values the first sample comes first and each sample keeps its own order. It is
+    found by merging the two sorted samples, not by sorting again: ``sorted_first[i]`` lands
+    at ``i`` plus the number of ``second`` values below it, ``sorted_second[j]`` at ``j``
+    plus the number of ``first`` values at or below it (binary searches). An observation's
+    position in its own sorted sample then gives both counts, with no running sum. At the
+    last position of a run of ties the counts are scipy's
     ``searchsorted(sorted_sample, value, side="right")``.
     """
-    n1 = first.shape[0]
-    pooled = jnp.concatenate([jnp.sort(first, axis=0), jnp.sort(second, axis=0)])
-    origin = lax.broadcasted_iota(jnp.int32, pooled.shape, 0)
-    pooled, origin = lax.sort((pooled, origin), dimension=0, num_keys=1, is_stable=True)
-    taken = lax.broadcasted_iota(jnp.int32, pooled.shape, 0) + 1
-    count_first = jnp.where(origin < n1, origin + 1, taken - (origin + 1 - n1))
+    n1, n2 = first.shape[0], second.shape[0]
+    first, second = sort(first, axis=0), sort(second, axis=0)
+    column = lax.broadcasted_iota(jnp.int32, first.shape[1:], 0)[None]
+    rank1 = lax.broadcasted_iota(jnp.int32, first.shape, 0)
+    rank2 = lax.broadcasted_iota(jnp.int32, second.shape, 0)
+    below1 = _search_columns(second, first, "left")  # second's values < each first value
+    at_or_below2 = _search_columns(first, second, "right")  # first's values <= each second
+    place1, place2 = rank1 + below1, rank2 + at_or_below2
+    shape = (n1 + n2, *first.shape[1:])
+
+    def merged(from_first: jax.Array, from_second: jax.Array) -> jax.Array:
+        out = jnp.zeros(shape, from_first.dtype).at[place1, column].set(from_first)
+        return out.at[place2, column].set(from_second)
+
+    pooled = merged(first, second)
+    origin = merged(rank1, n1 + rank2)
+    count_first = merged(rank1 + 1, at_or_below2)
+    taken = lax.broadcasted_iota(jnp.int32, shape, 0) + 1
     return pooled, origin, count_first, taken - count_first
+
+
+def _search_columns(sorted_values: jax.Array, queries: jax.Array, side: str) -> jax.Array:
+    """``searchsorted`` of each column of ``queries`` in the same column of ``sorted_values``
+    (``[n, columns]``), as int32, with numpy's order (NaN last, ``-0.0 == +0.0``)."""
+    search = jax.vmap(
+        lambda a, v: jnp.searchsorted(a, v, side=side).astype(jnp.int32), in_axes=1, out_axes=1
+    )
+    return search(sorted_values, queries)
 
 
 def _pooled_counts(first: jax.Array, second: jax.Array):
@@ -1079,7 +1104,7 @@ def _weighted_cdf(values: jax.Array, weights: jax.Array | None):
     for invalid weights (negative, or not summing to a positive number)."""
     if weights is None:
         weights = jnp.ones_like(values)
-    _, weights = lax.sort((values, weights), dimension=0, num_keys=1)
+    _, weights = sort_by_key(values, weights, axis=0)
     total = jnp.sum(weights, axis=0)
     invalid = jnp.any(weights < 0, axis=0) | ~(total > 0)
     cumulative = jnp.concatenate([jnp.zeros_like(weights[:1]), jnp.cumsum(weights, axis=0)])
@@ -1227,7 +1252,7 @@ def _reference_quantiles(reference: jax.Array, bins: int) -> jax.Array:
     in float64, so an observation that lies on an edge falls in the same bin as with numpy.
     """
     n = reference.shape[0]
-    ordered = jnp.sort(reference, axis=0)
+    ordered = sort(reference, axis=0)
     position = (n - 1) * (np.arange(1, bins) / bins)
     low = np.floor(position).astype(int)
     high = np.minimum(low + 1, n - 1)
