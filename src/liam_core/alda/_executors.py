@@ -403,6 +403,8 @@ class _CompiledCode:
     def of(cls, compiled: jax.stages.Compiled) -> _CompiledCode:
         try:
             unloaded = compiled._executable._unloaded_executable
+            if unloaded.host_callbacks:  # bound to this process's Python objects at compile
+                return cls(compiled, None)
             return cls(compiled, unloaded.backend.serialize_executable(unloaded.xla_executable))
         except Exception:  # an executable XLA cannot serialize, or another JAX: compile instead
             return cls(compiled, None)
