@@ -50,3 +50,20 @@ def test_an_unknown_suite_is_one_error_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: suites ['gpu_magic'] are unknown; choose from ['algebra', 'alda', 'train']"
     ]
+
+
+@pytest.mark.slow
+def test_the_drift_benchmark_checks_every_contender_against_its_oracle(tmp_path):
+    from _helpers import ROOT
+
+    out = tmp_path / "drift.json"
+    script = ROOT / "benchmarks" / "drift.py"
+    result = run_python(
+        script, ["--rows", "700", "--repeats", "1", "--out", str(out)], cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    sizes = json.loads(out.read_text())["sizes"]
+    for statistic in ("ks_statistic", "wasserstein_1d", "psi"):
+        case = sizes["700"][statistic]
+        assert set(case["median_ms"]) == {"liam", "oracle", "plain_jax"}
+        assert all(case["agrees_with_oracle"].values()), (statistic, case)

@@ -261,7 +261,7 @@ class PipelineSpec:
     score_points: int = 20_000
     drift: DriftSpec = dataclasses.field(default_factory=DriftSpec)
     detector: DetectorSpec = dataclasses.field(default_factory=DetectorSpec)
-    keep_mib: int = 1024
+    keep_mib: int = 256
 
     def __post_init__(self) -> None:
         if self.n_components is not None:
