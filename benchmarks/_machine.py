@@ -16,6 +16,7 @@ fraction of come from the same run:
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -150,3 +151,26 @@ def device_memory_bandwidth(
         "device": str(device),
         "platform": device.platform,
     }
+
+
+def time_rounds(candidates: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
+    """Interleaved rounds: every candidate once per round, so load changes hit all alike."""
+    for run in candidates.values():  # warm-up: compile and first-touch
+        jax.block_until_ready(run())
+        jax.block_until_ready(run())
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, run in candidates.items():
+            start = time.perf_counter()
+            jax.block_until_ready(run())
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def emit(report: dict[str, Any], out: str | None) -> None:
+    """Print the JSON report, and write it to ``out`` too when given."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if out:
+        with open(out, "w") as handle:
+            handle.write(text + "\n")

@@ -25,12 +25,11 @@ import json
 import os
 import platform
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import jax
-from _machine import cpu_name
+from _machine import cpu_name, emit, time_rounds
 
 jax.config.update("jax_num_cpu_devices", 8)
 
@@ -139,20 +138,6 @@ def alda_workloads(
     }
 
 
-def time_rounds(candidates: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
-    """Interleaved rounds: every candidate once per round, so load changes hit all alike."""
-    for run in candidates.values():  # warm-up: compile and first-touch
-        jax.block_until_ready(run())
-        jax.block_until_ready(run())
-    times: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(repeats):
-        for name, run in candidates.items():
-            start = time.perf_counter()
-            jax.block_until_ready(run())
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
 def main() -> None:
     """Run the benchmark and print (and optionally write) the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -203,11 +188,7 @@ def main() -> None:
         }
         print(workload, json.dumps(report["workloads"][workload]), flush=True)
     report["machine"]["load_average_at_end"] = os.getloadavg()
-    text = json.dumps(report, indent=2)
-    print(text)
-    if options.out:
-        with open(options.out, "w") as handle:
-            handle.write(text + "\n")
+    emit(report, options.out)
 
 
 if __name__ == "__main__":

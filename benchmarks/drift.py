@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.stats
-from _machine import cpu_name
+from _machine import cpu_name, emit, time_rounds
 
 from liam_core import algebra
 
@@ -120,17 +119,11 @@ def contenders(a: np.ndarray, b: np.ndarray) -> dict[str, dict[str, Callable[[],
     }
 
 
-def time_rounds(candidates: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    """Median ms of each candidate over interleaved rounds, after a warm-up call each."""
-    for run in candidates.values():
-        jax.block_until_ready(run())
-    times: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(repeats):
-        for name, run in candidates.items():
-            start = time.perf_counter()
-            jax.block_until_ready(run())
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+def median_ms(candidates: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Median ms of each candidate over interleaved rounds."""
+    return {
+        name: 1e3 * statistics.median(t) for name, t in time_rounds(candidates, repeats).items()
+    }
 
 
 def main() -> None:
@@ -156,7 +149,7 @@ def main() -> None:
     for rows in options.rows:
         a = rng.standard_normal((rows, COLUMNS)).astype(np.float32)
         b = (rng.standard_normal((rows, COLUMNS)) + 0.1).astype(np.float32)
-        sort_ms = time_rounds({"np_sort": lambda a=a, b=b: (np.sort(a, 0), np.sort(b, 0))}, 5)
+        sort_ms = median_ms({"np_sort": lambda a=a, b=b: (np.sort(a, 0), np.sort(b, 0))}, 5)
         entry: dict[str, Any] = {"np_sort_ms": round(sort_ms["np_sort"], 2)}
         for statistic, candidates in contenders(a, b).items():
             oracle = np.asarray(candidates["oracle"](), np.float64)
@@ -164,21 +157,17 @@ def main() -> None:
                 name: bool(np.allclose(np.asarray(run(), np.float64), oracle, rtol=1e-4, atol=1e-6))
                 for name, run in candidates.items()
             }
-            median_ms = time_rounds(candidates, options.repeats)
+            medians = median_ms(candidates, options.repeats)
             entry[statistic] = {
-                "median_ms": {name: round(ms, 2) for name, ms in median_ms.items()},
-                "liam_over_oracle": round(median_ms["liam"] / median_ms["oracle"], 3),
-                "liam_over_plain_jax": round(median_ms["liam"] / median_ms["plain_jax"], 3),
-                "liam_over_np_sort": round(median_ms["liam"] / sort_ms["np_sort"], 2),
+                "median_ms": {name: round(ms, 2) for name, ms in medians.items()},
+                "liam_over_oracle": round(medians["liam"] / medians["oracle"], 3),
+                "liam_over_plain_jax": round(medians["liam"] / medians["plain_jax"], 3),
+                "liam_over_np_sort": round(medians["liam"] / sort_ms["np_sort"], 2),
                 "agrees_with_oracle": agree,
             }
         report["sizes"][str(rows)] = entry
         print(json.dumps({str(rows): entry}), flush=True)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if options.out:
-        with open(options.out, "w") as handle:
-            handle.write(text + "\n")
+    emit(report, options.out)
 
 
 if __name__ == "__main__":
