@@ -277,6 +277,14 @@ def test_a_kernel_with_a_host_callback_is_compiled_on_each_device_and_runs_there
     total = eight.reduce(smallest, data)
     assert eight.compile_count >= 8  # not loaded from another device's serialized code
     assert digest(total) == digest(LaborArray(1).reduce(smallest, data))
+    # Such a program is never serialized: a copy loaded elsewhere fails its first run (the
+    # run check would then compile, but a callback is not something to call blind).
+    from liam_core.alda._executors import _CompiledCode
+
+    x = jax.device_put(data, jax.devices()[0])
+    assert (
+        _CompiledCode.of(jax.jit(lambda x: sort(x, axis=0)).lower(x).compile()).serialized is None
+    )
 
 
 def test_a_program_loaded_onto_another_device_runs_there_with_the_bits_of_its_own_compile(data):

@@ -287,9 +287,8 @@ class LaborIntelligenceEngine:
             values.shape[0] * self.dimensions * self.dtype.itemsize, "dimensions",
             f"a [{values.shape[0]}, dimensions] batch", owner="LaborIntelligenceEngine",
         )  # fmt: skip
-        if len(slots) == self.dimensions and (slots == np.arange(len(slots))).all():
-            if (signs == 1).all():
-                return values.astype(self.dtype, copy=False)  # the schema's own order
+        if np.array_equal(slots, np.arange(self.dimensions)) and (signs == 1).all():
+            return values.astype(self.dtype, copy=False)  # the schema's own order: no scatter
         tensors = np.zeros((values.shape[0], self.dimensions), dtype=self.dtype)
         tensors[:, slots] = values * signs
         return tensors

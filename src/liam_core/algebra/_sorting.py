@@ -104,14 +104,17 @@ def _numpy_sort(axis: int):
 
 def _stable_ties(ordered: np.ndarray, rows: np.ndarray) -> None:
     """Put the ties that differ in bits back in their input order, as a stable sort leaves
-    them: the run of zeros (``-0.0 == +0.0``) and the run of NaNs at the end of each row."""
+    them: the run of zeros (``-0.0 == +0.0``, after the negatives) and the run of NaNs (last)
+    of each row."""
+    zeros, nans = rows == 0, np.isnan(rows)
+    n_nans = np.count_nonzero(nans, axis=1)
     for tie, start in (
-        (rows == 0, lambda tie: np.count_nonzero(rows < 0, axis=1)),
-        (np.isnan(rows), lambda tie: rows.shape[1] - np.count_nonzero(tie, axis=1)),
+        (zeros, np.count_nonzero(rows < 0, axis=1)),
+        (nans, rows.shape[1] - n_nans),
     ):
         if not tie.any():
             continue
         counts = np.count_nonzero(tie, axis=1)
         row, _ = np.nonzero(tie)  # row by row, each in input order
         within = np.arange(row.size) - np.repeat(np.cumsum(counts) - counts, counts)
-        ordered[row, np.repeat(start(tie), counts) + within] = rows[tie]
+        ordered[row, np.repeat(start, counts) + within] = rows[tie]
