@@ -24,6 +24,7 @@ from liam_core import (
     ShapeError,
 )
 from liam_core.algebra import (
+    _tall,
     cond,
     correlation,
     covariance,
@@ -281,6 +282,89 @@ def test_operations_compose_under_an_outer_jit(rng):
         return svd_patterns(covariance(projection))["rank"]
 
     assert int(pipeline(x)) == 2
+
+
+# ---------------------------------------------------------------------------------------
+# Tall inputs (at least _tall.HOST_MIN_ROWS rows): on CPU the products run through numpy's BLAS
+# ---------------------------------------------------------------------------------------
+
+
+def _tall_digits(dtype) -> np.ndarray:
+    """scikit-learn's digits repeated to 8,985 x 64 rows, far from zero (mean 1e3, spread 5):
+    a tall input where centring before the product matters in float32."""
+    x = np.tile(load_digits().data, (5, 1)) + 1e3
+    assert x.shape[0] >= _tall.HOST_MIN_ROWS
+    return x.astype(dtype)
+
+
+def test_tall_covariance_pca_and_whitening_match_numpy_and_scikit_learn(dtype):
+    x = _tall_digits(dtype)
+    reference = np.cov(x.astype(np.float64), rowvar=False)
+    result = covariance(x)
+    assert result.dtype == dtype
+    np.testing.assert_allclose(result, reference, rtol=RTOL[dtype], atol=RTOL[dtype] * 30)
+    model = PCA(5, svd_solver="covariance_eigh").fit(x.astype(np.float64))
+    projection, state = pca(x, 5)
+    assert projection.dtype == dtype
+    scale = np.abs(model.transform(x)).max()
+    np.testing.assert_allclose(projection, model.transform(x), atol=RTOL[dtype] * scale)
+    np.testing.assert_allclose(
+        state.explained_variance, model.explained_variance_, rtol=RTOL[dtype]
+    )
+    # the pixels that vary most (digits also has constant ones, which whitening leaves at 0)
+    varying = x[:, np.std(x, axis=0) > 4]
+    whitened = np.asarray(whiten(varying, method="zca"), np.float64)
+    np.testing.assert_allclose(
+        np.cov(whitened, rowvar=False), np.eye(varying.shape[1]), atol=RTOL[dtype] * 20
+    )
+
+
+def test_tall_products_run_through_numpy_on_cpu_from_the_threshold_on():
+    def lowered(rows: int) -> str:
+        x = jax.ShapeDtypeStruct((rows, 8), jnp.float32)
+        return jax.jit(lambda x: (covariance(x), pca(x, 2)[0])).lower(x).as_text()
+
+    # the covariance's Gram matrix, the PCA's and its projection
+    assert lowered(_tall.HOST_MIN_ROWS).count("python_cpu_callback") == 3
+    assert "python_cpu_callback" not in lowered(_tall.HOST_MIN_ROWS - 1)
+
+
+def test_the_bits_of_tall_products_do_not_depend_on_the_number_of_threads(rng):
+    x = (rng.normal(size=(50_001, 24)) * 3 + 7).astype(np.float32)  # a ragged last chunk
+    mean = x.mean(axis=0)
+    matrix = rng.normal(size=(24, 5)).astype(np.float32)
+    gram = _tall.numpy_centered_gram(x, mean, workers=1)
+    product = _tall.numpy_centered_product(x, mean, matrix, workers=1)
+    for workers in (2, 3, 7):
+        assert _tall.numpy_centered_gram(x, mean, workers=workers).tobytes() == gram.tobytes()
+        assert (
+            _tall.numpy_centered_product(x, mean, matrix, workers=workers).tobytes()
+            == product.tobytes()
+        )
+    jitted = jax.jit(_tall.centered_gram)(x, mean)  # the pool's own number of threads
+    assert np.asarray(jitted).tobytes() == gram.tobytes()
+    centered = (x - mean).astype(np.float64)
+    reference = centered.T @ centered
+    np.testing.assert_allclose(gram, reference, atol=1e-6 * np.abs(reference).max())
+
+
+def test_tall_products_batch_under_vmap_and_differentiate_like_xlas(rng):
+    x = rng.normal(size=(2, _tall.HOST_MIN_ROWS, 3)).astype(np.float32)
+    batched = jax.vmap(covariance)(x)
+    for i in range(2):
+        np.testing.assert_allclose(batched[i], np.cov(x[i], rowvar=False), rtol=1e-5, atol=1e-6)
+
+    def energy(x, product):
+        mean = x.mean(axis=0)
+        gram = product(x, mean)
+        return jnp.sum(gram**2) + jnp.sum(_tall.centered_product(x, mean, gram[:, :2]) ** 2)
+
+    def xla_gram(x, mean):
+        return (x - mean).T @ (x - mean)
+
+    got = jax.grad(energy)(jnp.asarray(x[0]), _tall.centered_gram)
+    want = jax.grad(energy)(jnp.asarray(x[0]), xla_gram)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(jnp.abs(want).max()))
 
 
 # ---------------------------------------------------------------------------------------

@@ -791,7 +791,7 @@ def test_the_sorts_keep_float64_under_enable_x64_and_batch_under_vmap():
     from liam_core.algebra._sorting import sort
 
     x = np.random.default_rng(6).normal(size=(3, 50, 2))
-    with jax.enable_x64(True):  # the callback thread does not see the block: bytes cross it
+    with jax.enable_x64(True):  # the callback reads XLA's float64 buffer in place
         got = jax.jit(sort)(jnp.asarray(x, jnp.float64))
         assert got.dtype == jnp.float64
         np.testing.assert_array_equal(np.asarray(got), np.sort(x, axis=0))

@@ -33,6 +33,7 @@ from .._errors import (
     ShapeError,
 )
 from ._jit import checked_jit
+from ._tall import centered_gram, centered_product
 
 WhiteningMethod = Literal["zca", "pca"]
 """How :func:`whiten` decorrelates: ZCA (Mahalanobis, closest to the input) or PCA axes."""
@@ -69,8 +70,7 @@ def _centered_gram(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     whose mean is large against their spread. The one Gram matrix of covariance, PCA and
     whitening."""
     mean = jnp.mean(x, axis=0)
-    centered = x - mean
-    return mean, centered.T @ centered
+    return mean, centered_gram(x, mean)
 
 
 @functools.partial(jax.jit, static_argnames="ddof")
@@ -585,7 +585,7 @@ def _fit_pca(x, n_components: int | None, owner: str) -> PCAState:
 
 @functools.partial(jax.jit, static_argnames="whiten")
 def _pca_project(state: PCAState, x: jax.Array, whiten: bool) -> jax.Array:
-    projected = (x - state.mean) @ state.components.T
+    projected = centered_product(x, state.mean, state.components.T)
     if whiten:
         # A direction without variance (constant data) is left unscaled, not divided by 0.
         variance = state.explained_variance
@@ -673,7 +673,7 @@ def _fit_whitening(x, method: WhiteningMethod, eps: float | None, owner: str) ->
 
 @jax.jit
 def _whitening_apply(state: WhiteningState, x: jax.Array) -> jax.Array:
-    return (x - state.mean) @ state.matrix
+    return centered_product(x, state.mean, state.matrix)
 
 
 def whiten(x, *, method: WhiteningMethod = "zca", eps: float | None = None) -> jax.Array:
