@@ -153,11 +153,14 @@ def device_memory_bandwidth(
     }
 
 
-def time_rounds(candidates: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
-    """Interleaved rounds: every candidate once per round, so load changes hit all alike."""
-    for run in candidates.values():  # warm-up: compile and first-touch
-        jax.block_until_ready(run())
-        jax.block_until_ready(run())
+def time_rounds(
+    candidates: dict[str, Callable[[], Any]], repeats: int, warmups: int = 2
+) -> dict[str, list[float]]:
+    """Interleaved rounds: every candidate once per round, so load changes hit all alike,
+    after ``warmups`` untimed calls of each (compile and first-touch)."""
+    for run in candidates.values():
+        for _ in range(warmups):
+            jax.block_until_ready(run())
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, run in candidates.items():

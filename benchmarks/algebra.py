@@ -10,7 +10,8 @@ On N x 64 float32 rows (N = 1e4, 1e5, 1e6 and 4e6 by default):
   1024 rows, half overlapping, Hann), with ``jax.scipy.signal.welch`` as the plain-JAX
   contender beside scipy.
 
-Every contender runs in this one process on the same input; each figure is the median of
+Every contender runs in this one process on the same input, in interleaved rounds (each once
+per round); each figure is the median of
 ``--repeats`` runs (at least 7), JAX compile time is reported apart, peak memory is the
 compiled program's arguments + outputs + temporaries for JAX and the tracemalloc peak for
 numpy/scipy/scikit-learn, and the error of every float32 result is measured against a
@@ -230,15 +231,6 @@ def _relative_error(result: Any, reference: Any) -> float:
     return max(errors)
 
 
-def _time(fn: Callable[[], Any], repeats: int) -> list[float]:
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        seconds.append(time.perf_counter() - start)
-    return seconds
-
-
 def _numpy_peak_bytes(fn: Callable, x: np.ndarray) -> int:
     tracemalloc.start()
     fn(x)
@@ -288,6 +280,7 @@ def run(
                     "welch": scipy_welch,
                 }[stage](x64)
             case = {"stage": stage, "rows": n, "columns": columns, "contenders": {}}
+            runs: dict[str, Callable[[], Any]] = {}
             for name, fn in contenders.items():
                 if not oracles and name not in JAX_CONTENDERS:
                     continue
@@ -304,19 +297,22 @@ def run(
                         + memory.temp_size_in_bytes
                     )
                     result = compiled(device_x)
-                    seconds = _time(lambda c=compiled, d=device_x: c(d), repeats)
+                    runs[name] = lambda c=compiled, d=device_x: c(d)
                 else:
                     result = fn(x)
                     entry["peak_bytes"] = input_bytes + _numpy_peak_bytes(fn, x)
-                    seconds = _time(lambda fn=fn, x=x: fn(x), repeats)
-                entry["median_seconds"] = statistics.median(seconds)
-                entry["seconds"] = seconds
+                    runs[name] = lambda fn=fn, x=x: fn(x)
                 entry["peak_over_input"] = entry["peak_bytes"] / input_bytes
                 if reference is not None:
                     entry["relative_error_vs_float64"] = _relative_error(result, reference)
                 if name == "liam-core":
                     result_of_ours = result
                 case["contenders"][name] = entry
+            # Interleaved rounds (every contender once per round), so a change of the
+            # machine's speed or memory state hits all alike; each was called once above.
+            for name, seconds in _machine.time_rounds(runs, repeats, warmups=1).items():
+                case["contenders"][name]["median_seconds"] = statistics.median(seconds)
+                case["contenders"][name]["seconds"] = seconds
             ours = case["contenders"]["liam-core"]["median_seconds"]
             case["speedup"] = {
                 name: entry["median_seconds"] / ours

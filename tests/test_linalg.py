@@ -290,10 +290,10 @@ def test_operations_compose_under_an_outer_jit(rng):
 
 
 def _tall_digits(dtype) -> np.ndarray:
-    """scikit-learn's digits repeated to 8,985 x 64 rows, far from zero (mean 1e3, spread 5):
-    a tall input where centring before the product matters in float32."""
-    x = np.tile(load_digits().data, (5, 1)) + 1e3
-    assert x.shape[0] >= _tall.HOST_MIN_ROWS
+    """scikit-learn's digits repeated to 131,181 x 64 rows, far from zero (mean 1e3, spread
+    5): a tall input, where centring before the products matters in float32."""
+    x = np.tile(load_digits().data, (73, 1)) + 1e3
+    assert x.shape[0] * x.shape[1] >= _tall.PRODUCT_MIN_ELEMENTS  # both products on the host
     return x.astype(dtype)
 
 
@@ -319,14 +319,18 @@ def test_tall_covariance_pca_and_whitening_match_numpy_and_scikit_learn(dtype):
     )
 
 
-def test_tall_products_run_through_numpy_on_cpu_from_the_threshold_on():
-    def lowered(rows: int) -> str:
-        x = jax.ShapeDtypeStruct((rows, 8), jnp.float32)
-        return jax.jit(lambda x: (covariance(x), pca(x, 2)[0])).lower(x).as_text()
+def test_tall_products_run_through_numpy_on_cpu_where_that_was_measured_faster():
+    def callbacks(rows: int, columns: int = 64) -> int:
+        x = jax.ShapeDtypeStruct((rows, columns), jnp.float32)
+        lowered = jax.jit(lambda x: (covariance(x), pca(x, 2)[0])).lower(x).as_text()
+        return lowered.count("python_cpu_callback")
 
-    # the covariance's Gram matrix, the PCA's and its projection
-    assert lowered(_tall.HOST_MIN_ROWS).count("python_cpu_callback") == 3
-    assert "python_cpu_callback" not in lowered(_tall.HOST_MIN_ROWS - 1)
+    gram_rows = _tall.GRAM_MIN_WORK // 64**2
+    product_rows = _tall.PRODUCT_MIN_ELEMENTS // 64
+    assert callbacks(product_rows) == 3  # the covariance's Gram matrix, the PCA's, its projection
+    assert callbacks(gram_rows) == 2  # the Gram matrices only
+    assert callbacks(gram_rows - 1) == 0
+    assert callbacks(product_rows, _tall.GRAM_MAX_COLUMNS + 1) == 1  # wide: the projection only
 
 
 def test_the_bits_of_tall_products_do_not_depend_on_the_number_of_threads(rng):
@@ -341,15 +345,17 @@ def test_the_bits_of_tall_products_do_not_depend_on_the_number_of_threads(rng):
             _tall.numpy_centered_product(x, mean, matrix, workers=workers).tobytes()
             == product.tobytes()
         )
-    jitted = jax.jit(_tall.centered_gram)(x, mean)  # the pool's own number of threads
+    jitted = jax.jit(_tall._host_gram)(x, mean)  # the callback, with the pool's threads
     assert np.asarray(jitted).tobytes() == gram.tobytes()
     centered = (x - mean).astype(np.float64)
     reference = centered.T @ centered
     np.testing.assert_allclose(gram, reference, atol=1e-6 * np.abs(reference).max())
 
 
-def test_tall_products_batch_under_vmap_and_differentiate_like_xlas(rng):
-    x = rng.normal(size=(2, _tall.HOST_MIN_ROWS, 3)).astype(np.float32)
+def test_tall_products_batch_under_vmap_and_differentiate_like_xlas(rng, monkeypatch):
+    monkeypatch.setattr(_tall, "GRAM_MIN_WORK", 0)  # small inputs through the host path
+    monkeypatch.setattr(_tall, "PRODUCT_MIN_ELEMENTS", 0)
+    x = rng.normal(size=(2, 500, 3)).astype(np.float32)
     batched = jax.vmap(covariance)(x)
     for i in range(2):
         np.testing.assert_allclose(batched[i], np.cov(x[i], rowvar=False), rtol=1e-5, atol=1e-6)
@@ -362,6 +368,8 @@ def test_tall_products_batch_under_vmap_and_differentiate_like_xlas(rng):
     def xla_gram(x, mean):
         return (x - mean).T @ (x - mean)
 
+    lowered = jax.jit(jax.grad(energy), static_argnums=1).lower(x[0], _tall.centered_gram)
+    assert lowered.as_text().count("python_cpu_callback") == 2  # the primal's two products
     got = jax.grad(energy)(jnp.asarray(x[0]), _tall.centered_gram)
     want = jax.grad(energy)(jnp.asarray(x[0]), xla_gram)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(jnp.abs(want).max()))
