@@ -28,10 +28,11 @@ import numpy as np
 
 from ._host import numpy_on_cpu
 
-# Where the host path wins, measured on the 2-core Xeon against XLA's dot (float32, d columns,
-# k = 8 projected axes): the Gram matrix 1.25x at [32768, 64] and 2.1-2.5x from [262144, 32]
-# up, but 0.33-0.70x below 2^27 of n * d * d and 0.7-0.97x at d = 128 and 256; the projection
-# 1.1-2.8x from 2^23 elements up to d = 256, 0.4-0.8x below.
+# Where the host path wins, measured on the 2-core Xeon against XLA's dot (float32, d = 8..256
+# columns, n = 32768..1048576 rows, k = 8 projected axes): the Gram matrix 1.25x at [32768, 64]
+# and 2.1-2.5x from [262144, 32] up, but 0.33-0.70x at the smaller inputs below 2^27 of
+# n * d * d (not all: [1048576, 8] was 1.47x) and 0.7-0.97x at d = 128 and 256; the projection
+# 1.1-2.8x from 2^23 elements up to d = 256, 0.4-0.9x below (0.86x at [100000, 64]).
 GRAM_MIN_WORK = 1 << 27
 """The Gram matrix runs on the host from this ``n * d * d`` up ..."""
 GRAM_MAX_COLUMNS = 64
