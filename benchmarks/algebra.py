@@ -11,8 +11,8 @@ On N x 64 float32 rows (N = 1e4, 1e5, 1e6 and 4e6 by default):
   contender beside scipy.
 
 Every contender runs in this one process on the same input, in interleaved rounds (each once
-per round); each figure is the median of
-``--repeats`` runs (at least 7), JAX compile time is reported apart, peak memory is the
+per round); each figure is the median of ``--repeats`` runs (at least 7), JAX compile time is
+reported apart, peak memory is the
 compiled program's arguments + outputs + temporaries for JAX and the tracemalloc peak for
 numpy/scipy/scikit-learn, and the error of every float32 result is measured against a
 float64 numpy reference. Output: JSON (``--out``) and a markdown table on stdout.

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.stats
-from _machine import cpu_name, emit, time_rounds
+from _machine import describe, emit, time_rounds
 
 from liam_core import algebra
 
@@ -135,14 +133,7 @@ def main() -> None:
     report: dict[str, Any] = {
         "columns": COLUMNS,
         "repeats": options.repeats,
-        "machine": {
-            "cpu": cpu_name(),
-            "cores": os.cpu_count(),
-            "jax": jax.__version__,
-            "scipy": scipy.__version__,
-            "python": platform.python_version(),
-            "load_average_at_start": os.getloadavg(),
-        },
+        "machine": describe(),
         "sizes": {},
     }
     rng = np.random.default_rng(0)

@@ -319,11 +319,10 @@ def test_tall_covariance_pca_and_whitening_match_numpy_and_scikit_learn(dtype):
     )
 
 
-def test_tall_products_run_through_numpy_on_cpu_where_that_was_measured_faster():
-    def callbacks(rows: int, columns: int = 64) -> int:
+def test_tall_products_run_through_numpy_on_cpu_from_their_measured_bounds_on():
+    def callbacks(rows: int, columns: int = 64, fn=lambda x: (covariance(x), pca(x, 2)[0])) -> int:
         x = jax.ShapeDtypeStruct((rows, columns), jnp.float32)
-        lowered = jax.jit(lambda x: (covariance(x), pca(x, 2)[0])).lower(x).as_text()
-        return lowered.count("python_cpu_callback")
+        return jax.jit(fn).lower(x).as_text().count("python_cpu_callback")
 
     gram_rows = _tall.GRAM_MIN_WORK // 64**2
     product_rows = _tall.PRODUCT_MIN_ELEMENTS // 64
@@ -331,6 +330,9 @@ def test_tall_products_run_through_numpy_on_cpu_where_that_was_measured_faster()
     assert callbacks(gram_rows) == 2  # the Gram matrices only
     assert callbacks(gram_rows - 1) == 0
     assert callbacks(product_rows, _tall.GRAM_MAX_COLUMNS + 1) == 1  # wide: the projection only
+    # whitening projects onto all 64 axes, where XLA's dot was the faster: its Gram matrix only
+    assert callbacks(product_rows, fn=whiten) == 1
+    assert callbacks(product_rows, fn=lambda x: pca(x, _tall.PRODUCT_MAX_OUTPUTS + 1)[0]) == 1
 
 
 def test_the_bits_of_tall_products_do_not_depend_on_the_number_of_threads(rng):

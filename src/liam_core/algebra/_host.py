@@ -1,8 +1,7 @@
 """Kernels that run through numpy on the CPU backend, where XLA CPU is measured slow, and
 through XLA on every other platform.
 
-XLA CPU loses most on a few shapes of work (measured on the 2-core Xeon, see
-``../shared/JAX-NOTES.md``): its sort calls a comparator per comparison (40x numpy's), and
+XLA CPU loses most on a few shapes of work (measured on a 2-core Xeon): its sort calls a comparator per comparison (40x numpy's), and
 its tall-skinny contraction ``x.T @ x`` of ``[1e6, 64]`` runs at a quarter of its own square
 matmul peak. :func:`numpy_on_cpu` lets a kernel supply a numpy version for the CPU backend
 (run by a host callback) beside its XLA version for the rest, selected by

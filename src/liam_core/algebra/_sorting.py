@@ -5,7 +5,8 @@ float32 values take 1.35-1.8 s along either axis, where ``np.sort`` takes 26-47 
 functions therefore sort through a host callback to numpy's stable sort, which orders floats
 exactly as ``lax.sort`` does (``-0.0`` and ``+0.0`` tie and keep their order, NaNs go last in
 their order; checked in ``tests/test_stats.py``), so the bits are the same either way. On other
-platforms (GPU, TPU, where XLA's sort is fast) they are ``lax.sort`` (``_host.numpy_on_cpu``).
+platforms (GPU, TPU, where XLA's sort is fast) they are ``lax.sort``; ``_host.numpy_on_cpu``
+chooses.
 
 They work under ``jit`` and ``vmap`` (the callback sorts along a trailing axis, so added batch
 axes come first). Being callbacks on CPU, they are not differentiable there and cannot go into

@@ -1,6 +1,6 @@
 """Products of a tall ``[n, d]`` ``x`` (many rows, few columns) with its columns centred: the
 Gram matrix ``(x - mean).T @ (x - mean)`` of covariance, PCA and whitening, and the projection
-``(x - mean) @ matrix`` of PCA and whitening.
+``(x - mean) @ matrix`` of PCA and whitening (on the host only onto a few axes: PCA's).
 
 XLA CPU is slow at both shapes. Measured on the 2-core Xeon at ``[1e6, 64]`` float32:
 ``jax.jit`` of the Gram matrix took 150-290 ms (30-55 GFLOP/s, at most a quarter of its own
@@ -11,7 +11,8 @@ of threads. The Gram matrix sums its chunks in float64, in row order within each
 ``_GROUPS`` fixed groups and then group by group, so its bits depend on ``n`` and ``d`` only,
 never on the number of threads (tested); each projected row is its own product. On other
 platforms, and where XLA's dot was measured the faster (small inputs, a Gram matrix of more
-than 64 columns, dtypes other than float32/64), both are XLA's dot. ``custom_jvp``
+than 64 columns, a projection onto more than 8 axes, dtypes other than float32/64), both are
+XLA's dot. ``custom_jvp``
 rules keep them differentiable: the tangents are XLA's.
 """
 
@@ -32,7 +33,9 @@ from ._host import numpy_on_cpu
 # columns, n = 32768..1048576 rows, k = 8 projected axes): the Gram matrix 1.25x at [32768, 64]
 # and 2.1-2.5x from [262144, 32] up, but 0.33-0.70x at the smaller inputs below 2^27 of
 # n * d * d (not all: [1048576, 8] was 1.47x) and 0.7-0.97x at d = 128 and 256; the projection
-# 1.1-2.8x from 2^23 elements up to d = 256, 0.4-0.9x below (0.86x at [100000, 64]).
+# 1.1-2.8x from 2^23 elements up to d = 256 onto k = 8 axes, 0.4-0.9x below (0.86x at
+# [100000, 64]), but 1.01x onto 16 axes, 0.81x onto 32 and 0.72x onto 64 (whitening's
+# square matrix) at [1048576, 64].
 GRAM_MIN_WORK = 1 << 27
 """The Gram matrix runs on the host from this ``n * d * d`` up ..."""
 GRAM_MAX_COLUMNS = 64
@@ -40,7 +43,9 @@ GRAM_MAX_COLUMNS = 64
 PRODUCT_MIN_ELEMENTS = 1 << 23
 """The projection runs on the host from this ``n * d`` up ..."""
 PRODUCT_MAX_COLUMNS = 256
-"""... to this many columns ``d`` (the most measured)."""
+"""... to this many columns ``d`` (the most measured) ..."""
+PRODUCT_MAX_OUTPUTS = 8
+"""... onto at most this many axes ``k`` (PCA's projection, not whitening's)."""
 _GRAM_CHUNK = 1 << 18
 """A chunk of the Gram matrix holds about this many elements (4096 rows of 64 columns)."""
 _PRODUCT_CHUNK = 1 << 16
@@ -79,9 +84,9 @@ def centered_product(x: jax.Array, mean: jax.Array, matrix: jax.Array) -> jax.Ar
         >>> centered_product(x, x.mean(axis=0), jnp.ones((2, 1))).tolist()
         [[-5.0], [-1.0], [6.0]]
     """
-    n, d = x.shape
-    same_dtype = mean.dtype == matrix.dtype == x.dtype
-    if same_dtype and _host_dtype(x) and d <= PRODUCT_MAX_COLUMNS and n * d >= PRODUCT_MIN_ELEMENTS:
+    (n, d), k = x.shape, matrix.shape[1]
+    fits = d <= PRODUCT_MAX_COLUMNS and k <= PRODUCT_MAX_OUTPUTS and n * d >= PRODUCT_MIN_ELEMENTS
+    if fits and _host_dtype(x) and mean.dtype == matrix.dtype == x.dtype:
         return _host_product(x, mean, matrix)
     return (x - mean) @ matrix
 
